@@ -1,0 +1,3 @@
+"""broadcaster: winter carbon-monoxide alerts to SMS and village loudspeakers."""
+
+__version__ = "0.1.0"

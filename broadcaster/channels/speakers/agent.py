@@ -1,0 +1,54 @@
+"""``agent``: a village broadcast-room PC running ``broadcaster agent`` pulls its plays.
+
+Nothing is pushed: the HTTP API (``/api/agent/v1/...``) serves pending plays to the agent that
+holds this speaker's token and records the result it reports. The token is kept only as a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from broadcaster.channels import SendResult
+from broadcaster.channels.speakers.base import PlayJob, SpeakerChannel, SpeakerConfig
+from broadcaster.errors import PermanentError
+
+
+class AgentConfig(SpeakerConfig):
+    type: Literal["agent"]
+    token: str | None = Field(default=None, min_length=16)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "AgentConfig":
+        if bool(self.token) == bool(self.token_sha256):
+            raise ValueError("give exactly one of `token` (from ${VAR}) or `token_sha256`")
+        return self
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of the agent's token: what the API compares against."""
+        if self.token_sha256:
+            return self.token_sha256
+        assert self.token is not None
+        return hashlib.sha256(self.token.encode()).hexdigest()
+
+    def accepts(self, token: str) -> bool:
+        presented = hashlib.sha256(token.encode()).hexdigest()
+        return hmac.compare_digest(presented, self.digest)
+
+
+class AgentChannel(SpeakerChannel):
+    type = "agent"
+    Config = AgentConfig
+    mode = "pull"
+    idempotent = True
+
+    def send(self, job: PlayJob) -> SendResult:  # pragma: no cover - the dispatcher never pushes
+        raise PermanentError("agent endpoints pull their plays; nothing to push")
+
+
+CHANNEL = AgentChannel

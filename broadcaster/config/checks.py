@@ -1,0 +1,70 @@
+"""Checks that span files: groups, villages and templates that rules refer to, duplicates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from broadcaster.config.models import ClipTemplate
+from broadcaster.errors import Problem
+from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
+
+if TYPE_CHECKING:
+    from broadcaster.config.loader import Config
+
+MAX_SEGMENTS = 2
+
+
+def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
+    from broadcaster.config.loader import display
+
+    out: list[Problem] = []
+    main_file = display(cfg.path)
+    d = cfg.directory
+    groups = set(d.groups)
+    village_ids = Counter(v.id for v in d.villages)
+    for i, v in enumerate(d.villages):
+        if village_ids[v.id] > 1:
+            out.append(Problem(dir_file, f"villages[{i}].id", f"duplicate village id {v.id!r}"))
+    for i, c in enumerate(d.contacts):
+        for g in c.groups:
+            if g not in groups:
+                out.append(Problem(dir_file, f"contacts[{i}].groups", f"{c.name}: unknown group {g!r}"))
+        if c.village is not None and c.village not in village_ids:
+            out.append(Problem(dir_file, f"contacts[{i}].village", f"{c.name}: unknown village {c.village!r}"))
+
+    templates = cfg.rules.templates
+    clips_dir = cfg.resolve(cfg.settings.audio.clips)
+    for name, t in templates.items():
+        if isinstance(t, ClipTemplate) and not (clips_dir / t.clip).is_file():
+            out.append(Problem(rules_file, f"templates.{name}.clip", f"clip not found: {display(clips_dir / t.clip)}"))
+    for i, rule in enumerate(cfg.rules.rules):
+        where = f"rules[{i}]"
+        if rule.sms:
+            for g in rule.sms.groups:
+                if g not in groups:
+                    out.append(Problem(rules_file, f"{where}.sms.groups", f"unknown group {g!r}; directory has: {', '.join(sorted(groups))}"))
+            t = templates.get(rule.sms.template)
+            if t is None:
+                out.append(Problem(rules_file, f"{where}.sms.template", f"unknown template {rule.sms.template!r}"))
+            elif isinstance(t, ClipTemplate):
+                out.append(Problem(rules_file, f"{where}.sms.template", "an SMS template must be text, not a clip"))
+            else:
+                seg = sms_segments(render(t, SAMPLE_VALUES))
+                if seg.count > MAX_SEGMENTS:
+                    out.append(Problem(rules_file, f"templates.{rule.sms.template}",
+                                       f"renders to {seg.count} SMS segments ({seg.units} {seg.encoding} units); keep it to {MAX_SEGMENTS}", warning=True))
+        if rule.speakers:
+            if rule.speakers.template not in templates:
+                out.append(Problem(rules_file, f"{where}.speakers.template", f"unknown template {rule.speakers.template!r}"))
+            if rule.speakers.villages != "all":
+                for v in rule.speakers.villages:
+                    if v not in village_ids:
+                        out.append(Problem(rules_file, f"{where}.speakers.villages", f"unknown village {v!r}"))
+        if not rule.sms and not rule.speakers:
+            out.append(Problem(rules_file, where, "rule sends nothing: give `sms` and/or `speakers`", warning=True))
+
+    a = cfg.settings.audio
+    if a.chime is not None and not cfg.resolve(a.chime).is_file():
+        out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))
+    return out

@@ -1,0 +1,258 @@
+"""Load, substitute and validate the three configuration files, collecting every problem.
+
+Each problem is reported as ``file: path.to.key: message``; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from broadcaster.channels.speakers import SpeakerConfig, speaker_types
+from broadcaster.config.models import ClipTemplate, DirectoryFile, RulesFile, Settings, Village
+from broadcaster.errors import ConfigError, Problem
+from broadcaster.feeds import SourceConfig, source_types
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_PATH = Path("config/broadcaster.yaml")
+
+
+@dataclass
+class Config:
+    """The whole validated configuration, with every relative path already resolved."""
+
+    path: Path
+    settings: Settings
+    sources: list[SourceConfig]
+    rules: RulesFile
+    directory: DirectoryFile
+    speakers: dict[str, tuple[Village, SpeakerConfig]]
+    directory_dir: Path
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def resolve(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.settings.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url[len("sqlite:///") :]
+            if rel and rel != ":memory:":
+                return "sqlite:///" + str(self.resolve(Path(rel)))
+        return url
+
+    def speakers_of(self, village_id: str) -> list[SpeakerConfig]:
+        """The validated endpoints of one village, in directory order."""
+        return [sc for v, sc in self.speakers.values() if v.id == village_id]
+
+    @property
+    def villages(self) -> dict[str, Village]:
+        return {v.id: v for v in self.directory.villages}
+
+
+def display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _msg(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _validation_problems(file: str, exc: ValidationError, prefix: str = "") -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        path = _loc(err["loc"])
+        if prefix:
+            path = prefix + ("" if not path or path.startswith("[") else ".") + path
+        out.append(Problem(file, path, _msg(err)))
+    return out
+
+
+def read_yaml(path: Path, problems: list[Problem]) -> Any:
+    """Parse a YAML file with the safe loader; on failure record a problem and return None."""
+    file = display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(file, "", f"cannot read file: {exc.strerror}"))
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem(file, where, f"YAML syntax error: {what}"))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(file, "", "expected a mapping of keys at the top level"))
+        return None
+    return data
+
+
+def substitute(data: Any, file: str, problems: list[Problem], path: str = "") -> Any:
+    """Replace ``${VAR}`` in every string from the environment; a missing variable is a problem."""
+    if isinstance(data, dict):
+        return {k: substitute(v, file, problems, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute(v, file, problems, f"{path}[{i}]") for i, v in enumerate(data)]
+    if isinstance(data, str):
+
+        def repl(m: re.Match[str]) -> str:
+            value = os.environ.get(m.group(1))
+            if value is None:
+                problems.append(Problem(file, path, f"environment variable {m.group(1)} is not set"))
+                return ""
+            return value
+
+        return _VAR.sub(repl, data)
+    return data
+
+
+def _typed(
+    raw: Any, registry: dict[str, Any], file: str, path: str, problems: list[Problem], what: str
+) -> BaseModel | None:
+    """Validate a mapping with the model its ``type`` names, keeping the user's key path."""
+    if not isinstance(raw, dict):
+        problems.append(Problem(file, path, f"expected a mapping for the {what}"))
+        return None
+    kind = raw.get("type")
+    if kind not in registry:
+        known = ", ".join(sorted(registry))
+        problems.append(Problem(file, f"{path}.type", f"unknown {what} type {kind!r}; known: {known}"))
+        return None
+    try:
+        return registry[kind].Config.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(file, exc, path))
+        return None
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load and validate everything; raise ConfigError listing every problem found."""
+    from broadcaster.config.checks import cross_check  # avoids an import cycle
+
+    path = Path(path or os.environ.get("BROADCASTER_CONFIG") or DEFAULT_PATH).resolve()
+    problems: list[Problem] = []
+    main_file = display(path)
+    raw = read_yaml(path, problems)
+    if raw is None:
+        raise ConfigError(problems)
+    raw = substitute(raw, main_file, problems)
+    settings = None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(main_file, exc))
+
+    sources: list[SourceConfig] = []
+    feed = raw.get("feed")
+    types = {k: v for k, v in source_types().items()}
+    if feed is None:
+        problems.append(Problem(main_file, "feed", "required key is missing"))
+    elif isinstance(feed, dict) and "sources" in feed:
+        extra = set(feed) - {"sources"}
+        if extra:
+            problems.append(Problem(main_file, f"feed.{sorted(extra)[0]}", "unknown key beside `sources`"))
+        items = feed["sources"] if isinstance(feed["sources"], list) else []
+        if not items:
+            problems.append(Problem(main_file, "feed.sources", "give at least one source"))
+        for i, item in enumerate(items):
+            m = _typed(item, types, main_file, f"feed.sources[{i}]", problems, "feed source")
+            if m is not None:
+                sources.append(m)  # type: ignore[arg-type]
+    else:
+        m = _typed(feed, types, main_file, "feed", problems, "feed source")
+        if m is not None:
+            sources.append(m)  # type: ignore[arg-type]
+
+    if settings is None:
+        raise ConfigError(problems)
+    base = path.parent
+    rules_path = settings.rules if settings.rules.is_absolute() else (base / settings.rules).resolve()
+    dir_path = settings.directory if settings.directory.is_absolute() else (base / settings.directory).resolve()
+
+    rules = directory = None
+    rules_raw = read_yaml(rules_path, problems)
+    if rules_raw is not None:
+        rules_raw = substitute(rules_raw, display(rules_path), problems)
+        try:
+            rules = RulesFile.model_validate(rules_raw)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(display(rules_path), exc))
+    dir_raw = read_yaml(dir_path, problems)
+    speakers: dict[str, tuple[Village, SpeakerConfig]] = {}
+    if dir_raw is not None:
+        dir_file = display(dir_path)
+        dir_raw = substitute(dir_raw, dir_file, problems)
+        try:
+            directory = DirectoryFile.model_validate(dir_raw)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(dir_file, exc))
+        if directory is not None:
+            stypes = speaker_types()
+            for vi, village in enumerate(directory.villages):
+                for si, sp in enumerate(village.speakers):
+                    where = f"villages[{vi}].speakers[{si}]"
+                    m = _typed(sp, stypes, dir_file, where, problems, "speaker")
+                    if m is None:
+                        continue
+                    if m.id in speakers:  # type: ignore[attr-defined]
+                        problems.append(Problem(dir_file, f"{where}.id", f"duplicate speaker id {m.id!r}"))  # type: ignore[attr-defined]
+                    speakers[m.id] = (village, m)  # type: ignore[attr-defined]
+
+    if rules is None or directory is None:
+        raise ConfigError(problems)
+    cfg = Config(
+        path=path,
+        settings=settings,
+        sources=sources,
+        rules=rules,
+        directory=directory,
+        speakers=speakers,
+        directory_dir=dir_path.parent,
+    )
+    problems.extend(cross_check(cfg, display(rules_path), display(dir_path)))
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise ConfigError(errors + [p for p in problems if p.warning])
+    cfg.warnings = [p for p in problems if p.warning]
+    return cfg

@@ -1,0 +1,293 @@
+"""Typed models of the three configuration files (DESIGN A4).
+
+Feed sources and speaker endpoints have per-type models defined next to their code
+(``broadcaster.feeds.<type>``, ``broadcaster.channels.speakers.<type>``); the loader picks
+the model by ``type`` so that error paths stay exactly as the user wrote them.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from broadcaster.timeutil import parse_hhmm
+
+PLACEHOLDERS = frozenset({"town", "date", "level", "level_name", "advice", "valid_from", "valid_to"})
+
+
+def _hhmm(v: Any) -> time:
+    if isinstance(v, time):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        # YAML 1.1 reads an unquoted 17:30 as the sexagesimal integer 1050.
+        raise ValueError(f"write the time in quotes, e.g. \"{v // 60:02d}:{v % 60:02d}\"")
+    return parse_hhmm(v)
+
+
+HHMM = Annotated[time, BeforeValidator(_hhmm)]
+
+
+def _mmdd(v: Any) -> str:
+    if not isinstance(v, str) or len(v) != 5 or v[2] != "-" or not (v[:2] + v[3:]).isdigit():
+        raise ValueError(f"{v!r} is not a date as MM-DD")
+    m, d = int(v[:2]), int(v[3:])
+    if not (1 <= m <= 12 and 1 <= d <= 31):
+        raise ValueError(f"{v!r} is not a date as MM-DD")
+    return v
+
+
+MMDD = Annotated[str, BeforeValidator(_mmdd)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------- broadcaster.yaml
+
+
+class Season(Strict):
+    start: MMDD = "10-15"
+    end: MMDD = "04-15"
+
+    def bounds(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        s, e = self.start, self.end
+        return (int(s[:2]), int(s[3:])), (int(e[:2]), int(e[3:]))
+
+
+class QuietHours(Strict):
+    from_: HHMM = Field(alias="from")
+    to: HHMM
+    except_level_at_least: int | None = Field(default=None, ge=1, le=5)
+
+
+class Schedule(Strict):
+    polls: list[HHMM] = Field(default_factory=lambda: [parse_hhmm("16:30"), parse_hhmm("18:00")], min_length=1)
+    season: Season = Season()
+    deadline: HHMM = parse_hhmm("17:30")
+    quiet_hours: QuietHours | None = None
+    # A loudspeaker play not done this long after its time is expired, never played late.
+    play_expiry_min: int = Field(default=60, ge=1, le=720)
+    feed_retry_min: int = Field(default=15, ge=1, le=240)
+
+
+class OutboxConfig(Strict):
+    path: Path = Path("../var/outbox/sms.jsonl")
+
+
+class TwilioConfig(Strict):
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: str = Field(min_length=1)
+    api_key: str | None = None  # SK..., then auth_token is the key's secret
+    from_: str | None = Field(default=None, alias="from")
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    base_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+    status_callback: bool = False
+    timeout_s: float = Field(default=10, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _sender(self) -> "TwilioConfig":
+        if not self.from_ and not self.messaging_service_sid:
+            raise ValueError("give `from` or `messaging_service_sid`")
+        return self
+
+
+class SmsConfig(Strict):
+    provider: Literal["outbox", "twilio"] = "outbox"
+    rate_per_s: float = Field(default=10, gt=0, le=10000)
+    concurrency: int = Field(default=32, ge=1, le=512)
+    outbox: OutboxConfig = OutboxConfig()
+    twilio: TwilioConfig | None = None
+
+    @model_validator(mode="after")
+    def _provider_section(self) -> "SmsConfig":
+        if self.provider == "twilio" and self.twilio is None:
+            raise ValueError("provider is twilio but the `twilio:` section is missing")
+        return self
+
+
+class AudioConfig(Strict):
+    tts: Literal["espeak", "command"] = "espeak"
+    voice: str = "cmn"
+    command: list[str] | None = None
+    format: Literal["mp3", "wav", "g711"] = "mp3"
+    chime: Path | None = Path("../audio/chime.wav")
+    clips: Path = Path("../audio/clips")
+    repeat: int = Field(default=2, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _command(self) -> "AudioConfig":
+        if self.tts == "command":
+            if not self.command:
+                raise ValueError("tts is command but `command` is not given")
+            if not any("{out}" in a for a in self.command):
+                raise ValueError("`command` must contain {out}")
+        return self
+
+
+class HttpConfig(Strict):
+    listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$")
+    public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
+    require_approval: bool = True
+    session_minutes: int = Field(default=60, ge=5, le=24 * 60)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class Settings(Strict):
+    """``broadcaster.yaml``. ``feed`` is validated separately (per source type)."""
+
+    town: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+    data_dir: Path = Path("../var")
+    database: str = "sqlite:///../var/broadcaster.db"
+    rules: Path = Path("rules.yaml")
+    directory: Path = Path("directory.yaml")
+    feed: Any = None
+    schedule: Schedule = Schedule()
+    sms: SmsConfig = SmsConfig()
+    audio: AudioConfig = AudioConfig()
+    http: HttpConfig = HttpConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("database")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        if not v.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("use sqlite:///PATH or postgresql://user@host/db")
+        return v
+
+
+# ---------------------------------------------------------------- rules.yaml
+
+
+def template_fields(template: str) -> set[str]:
+    """Placeholder names used by a ``str.format`` template (raises ValueError when malformed)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+class ClipTemplate(Strict):
+    clip: str
+
+
+class When(Strict):
+    level_at_least: int | None = Field(default=None, ge=1, le=5)
+    level_in: list[Annotated[int, Field(ge=1, le=5)]] | None = None
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = None  # ISO: 1 = Monday
+    months: list[Annotated[int, Field(ge=1, le=12)]] | None = None
+
+
+class SmsTarget(Strict):
+    groups: list[str] = Field(min_length=1)
+    template: str
+
+
+class SpeakerTarget(Strict):
+    villages: Literal["all"] | list[str] = "all"
+    at: list[HHMM] = Field(min_length=1)
+    template: str
+    repeat: int | None = Field(default=None, ge=1, le=10)
+
+
+class Rule(Strict):
+    name: str
+    when: When = When()
+    sms: SmsTarget | None = None
+    speakers: SpeakerTarget | None = None
+
+
+class RulesFile(Strict):
+    levels: dict[Annotated[int, Field(ge=1, le=5)], str] = {
+        1: "利于扩散", 2: "较利于扩散", 3: "可能发生", 4: "容易发生", 5: "极易发生"
+    }
+    templates: dict[str, str | ClipTemplate]
+    rules: list[Rule]
+
+    @field_validator("templates")
+    @classmethod
+    def _placeholders(cls, v: dict[str, str | ClipTemplate]) -> dict[str, str | ClipTemplate]:
+        for name, t in v.items():
+            if isinstance(t, str):
+                try:
+                    unknown = template_fields(t) - PLACEHOLDERS
+                except ValueError as exc:
+                    raise ValueError(f"{name}: malformed template: {exc}") from None
+                if unknown:
+                    raise ValueError(
+                        f"{name}: unknown placeholder {{{sorted(unknown)[0]}}}; "
+                        f"allowed: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+                    )
+        return v
+
+
+# ---------------------------------------------------------------- directory.yaml
+
+
+def to_e164(raw: str) -> str:
+    """Validate a phone number (default region CN) and return it in E.164, or raise ValueError."""
+    try:
+        n = phonenumbers.parse(str(raw), "CN")
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{raw!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(n):
+        raise ValueError(f"{raw!r} is not a valid phone number")
+    kind = phonenumbers.number_type(n)
+    if n.country_code == 86 and kind != phonenumbers.PhoneNumberType.MOBILE:
+        raise ValueError(f"{raw!r} is not a mobile number (SMS needs one)")
+    return phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Contact(Strict):
+    name: str = Field(min_length=1)
+    phone: str
+    village: str | None = None
+    groups: list[str] = Field(min_length=1)
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, v: Any, info: ValidationInfo) -> str:
+        try:
+            return to_e164(str(v))
+        except ValueError as exc:
+            raise ValueError(f"{info.data.get('name', '?')}: {exc}") from None
+
+
+class Village(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1)
+    speakers: list[Any] = []  # validated per type by the loader
+
+
+class DirectoryFile(Strict):
+    groups: dict[str, str]
+    villages: list[Village] = []
+    contacts: list[Contact] = []

@@ -1,0 +1,323 @@
+"""The dispatcher: claims due deliveries from the ledger, hands them to channels, records results.
+
+It owns what channels must not: rate limits, concurrency, retries with backoff, expiry and the
+ledger. A delivery is marked ``sending`` (committed) before its channel is called and its result
+is written right after, so a crash leaves at most the in-flight ones to reconcile on restart.
+SMS and loudspeakers have separate worker pools, so a dead endpoint never holds back SMS.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+from broadcaster.channels import SendResult
+from broadcaster.channels.sms import SmsJob, SmsProvider
+from broadcaster.channels.speakers import PlayJob, SpeakerChannel
+from broadcaster.errors import ChannelError, PermanentError, TransientError
+from broadcaster.ledger import DeliveryJob, Ledger
+from broadcaster.logutil import mask_phone
+from broadcaster.retry import backoff_seconds
+from broadcaster.timeutil import Clock
+
+log = logging.getLogger(__name__)
+
+_RELEASE = object()  # the job was not attempted (shutting down): back to pending
+
+
+class TokenBucket:
+    """``rate`` tokens per second, bursts up to ``burst``; ``acquire`` waits for one."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst or max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self, stop: threading.Event) -> bool:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return True
+                wait = (1 - self.tokens) / self.rate
+            if stop.wait(wait):
+                return False
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the dispatcher sends through, and how it finds the audio and names villages."""
+
+    sms: SmsProvider
+    speakers: dict[str, SpeakerChannel]
+    audio_path: Callable[[str, str], Path | None]
+    village_names: dict[str, str]
+    public_url: str
+    tz: tzinfo = timezone.utc  # plays are named and announced in local time
+    status_callback: str | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        ledger: Ledger,
+        endpoints: Endpoints,
+        clock: Clock | None = None,
+        *,
+        rate_per_s: float = 10,
+        concurrency: int = 32,
+        speaker_concurrency: int = 16,
+        batch: int = 200,
+    ) -> None:
+        self.ledger = ledger
+        self.ep = endpoints
+        self.clock = clock or Clock()
+        self.bucket = TokenBucket(rate_per_s)
+        self.batch = batch
+        self._caps = {"sms": concurrency, "speaker": speaker_concurrency}
+        self._pools = {
+            "sms": ThreadPoolExecutor(concurrency, thread_name_prefix="sms"),
+            "speaker": ThreadPoolExecutor(speaker_concurrency, thread_name_prefix="speaker"),
+        }
+        self._inflight = {"sms": 0, "speaker": 0}
+        self._results: queue.SimpleQueue[tuple[DeliveryJob, Any]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_expiry_sweep = 0.0
+        self.reconciled = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._thread is None:
+            self.reconcile()
+            self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let in-flight sends finish (at most ``timeout`` s); unstarted ones go back to pending."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        deadline = time.monotonic() + timeout
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=False)
+        while any(self._inflight.values()) and time.monotonic() < deadline:
+            self._flush(block=0.05)
+        self._flush()
+        for ch in self.ep.speakers.values():
+            ch.close()
+        self.ep.sms.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.step()
+            except Exception:  # noqa: BLE001 - the loop must survive a ledger hiccup
+                log.exception("dispatcher step failed; retrying in 1 s")
+                worked = False
+                self._stop.wait(1)
+            if not worked:
+                self._wake.wait(self._idle_wait())
+                self._wake.clear()
+
+    def _idle_wait(self) -> float:
+        if any(self._inflight.values()):
+            return 0.05
+        nxt = self.ledger.next_due()
+        if nxt is None:
+            return 1.0
+        return max(0.01, min(1.0, (nxt - self.clock.now()).total_seconds()))
+
+    # ----------------------------------------------------------------- work
+
+    def step(self) -> bool:
+        """Expire, claim what is due and can be started now, and record finished results."""
+        self._flush()
+        now = self.clock.now()
+        if time.monotonic() >= self._next_expiry_sweep:
+            n = self.ledger.expire_due(now)
+            if n:
+                log.warning("expired %d deliveries that could not be made in time", n)
+            self._next_expiry_sweep = time.monotonic() + 1.0
+        claimed = 0
+        for channel in ("sms", "speaker"):
+            if self._stop.is_set():
+                break
+            free = self._caps[channel] * 2 - self._inflight[channel]
+            if channel == "sms":  # claim no more than the rate lets us send in ~2 s
+                free = min(free, max(1, int(self.bucket.rate * 2)))
+            if free <= 0:
+                continue
+            for job in self.ledger.claim_due(now, min(free, self.batch), channel):
+                self._inflight[channel] += 1
+                fut = self._pools[channel].submit(self._deliver, job)
+                fut.add_done_callback(lambda f, j=job: self._done(j, f))
+                claimed += 1
+        self._flush()
+        return claimed > 0
+
+    def drain(self, alert_ids: Iterable[int], timeout: float = 300.0) -> bool:
+        """Work until these alerts have nothing due now (final, or waiting for a retry or a time)."""
+        ids = list(alert_ids)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.step()
+            if not any(self._inflight.values()) and self._due_now(ids) == 0:
+                return True
+            self._wake.wait(0.02)
+            self._wake.clear()
+        return False
+
+    def _due_now(self, alert_ids: list[int]) -> int:
+        from sqlalchemy import func, select
+
+        from broadcaster.ledger import Delivery
+
+        now = self.clock.now()
+        with self.ledger.reader() as s:
+            return s.scalar(
+                select(func.count()).where(
+                    Delivery.alert_id.in_(alert_ids),
+                    Delivery.state.in_(("pending", "sending")),
+                    Delivery.due_at.is_not(None),
+                    Delivery.due_at <= now,
+                    Delivery.expires_at > now,
+                )
+            ) or 0
+
+    def _done(self, job: DeliveryJob, fut: Any) -> None:
+        try:
+            outcome = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the delivery
+            log.exception("delivery %d: unexpected error", job.id)
+            outcome = TransientError(f"internal error: {type(exc).__name__}")
+        self._results.put((job, outcome))
+        self._wake.set()
+
+    def _deliver(self, job: DeliveryJob) -> Any:
+        if self._stop.is_set():
+            return _RELEASE
+        try:
+            if job.channel == "sms":
+                if not self.bucket.acquire(self._stop):
+                    return _RELEASE
+                return self.ep.sms.send(
+                    SmsJob(job.id, job.alert_id, job.target, job.body or "", self.ep.status_callback)
+                )
+            return self._play(job)
+        except ChannelError as exc:
+            return exc
+
+    def _play(self, job: DeliveryJob) -> SendResult:
+        channel = self.ep.speakers.get(job.target)
+        if channel is None:
+            raise PermanentError(f"speaker {job.target!r} is no longer configured")
+        ext = job.audio_ext or "mp3"
+        path = self.ep.audio_path(job.audio_sha256 or "", ext)
+        if path is None:
+            raise PermanentError(f"audio {job.audio_sha256}.{ext} is missing from the cache")
+        return channel.send(
+            PlayJob(
+                delivery_id=job.id,
+                speaker_id=job.target,
+                village_id=job.village_id or "",
+                village_name=self.ep.village_names.get(job.village_id or "", ""),
+                play_at=(job.play_at or self.clock.now()).astimezone(self.ep.tz),
+                expires_at=job.expires_at.astimezone(self.ep.tz),
+                repeat=job.repeat or 1,
+                sha256=job.audio_sha256 or "",
+                audio_path=path,
+                audio_url=f"{self.ep.public_url.rstrip('/')}/api/v1/audio/{job.audio_sha256}.{ext}",
+                text="",
+            )
+        )
+
+    def _flush(self, block: float = 0.0) -> None:
+        updates: list[dict[str, Any]] = []
+        try:
+            item = self._results.get(timeout=block) if block else self._results.get_nowait()
+            while True:
+                updates.append(self._outcome(*item))
+                self._inflight[item[0].channel] -= 1
+                item = self._results.get_nowait()
+        except queue.Empty:
+            pass
+        self.ledger.finish(updates)
+
+    def _outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
+        now = self.clock.now()
+        who = mask_phone(job.target) if job.channel == "sms" else job.target
+        if outcome is _RELEASE:
+            return {"id": job.id, "state": "pending", "attempts": max(0, job.attempts - 1), "updated_at": now}
+        if isinstance(outcome, SendResult):
+            log.info("delivery %d %s %s: %s", job.id, job.channel, who, outcome.state)
+            u = {"id": job.id, "state": outcome.state, "sent_at": now, "provider_id": outcome.provider_id,
+                 "segments": outcome.segments, "last_error": None, "updated_at": now}
+            if outcome.state == "played":
+                u["played_at"] = now
+            return u
+        if isinstance(outcome, PermanentError):
+            log.warning("delivery %d %s %s failed permanently: %s", job.id, job.channel, who, outcome)
+            return {"id": job.id, "state": "failed", "last_error": str(outcome), "updated_at": now}
+        assert isinstance(outcome, TransientError)
+        delay = backoff_seconds(job.attempts, outcome.retry_after)
+        retry_at = now + timedelta(seconds=delay)
+        if retry_at >= job.expires_at:
+            log.warning("delivery %d %s %s expired after %d attempts: %s", job.id, job.channel, who, job.attempts, outcome)
+            return {"id": job.id, "state": "expired", "last_error": str(outcome), "updated_at": now}
+        log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, who, outcome, delay)
+        return {"id": job.id, "state": "pending", "due_at": retry_at, "last_error": str(outcome), "updated_at": now}
+
+    # ------------------------------------------------------------ recovery
+
+    def reconcile(self) -> int:
+        """Settle deliveries a crash left ``sending`` before anything is re-sent."""
+        jobs = self.ledger.in_flight()
+        updates = [self._reconcile_one(j) for j in jobs]
+        self.ledger.finish(updates)
+        if jobs:
+            log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
+        self.reconciled = True
+        return len(jobs)
+
+    def _reconcile_one(self, job: DeliveryJob) -> dict[str, Any]:
+        now = self.clock.now()
+        base = {"id": job.id, "updated_at": now}
+        if job.channel == "sms":
+            since = job.claimed_at or now
+            try:
+                sid = self.ep.sms.find_sent(SmsJob(job.id, job.alert_id, job.target, job.body or ""), since)
+            except NotImplementedError:
+                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
+                        "last_error": "re-sent after a crash; the provider cannot be asked whether it arrived"}
+            except ChannelError as exc:
+                # Cannot ask now: leave it pending; a later start reconciles nothing twice
+                # because the provider's own list is checked again on the next crash only.
+                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
+                        "last_error": f"reconcile failed: {exc}"}
+            if sid:
+                return {**base, "state": "sent", "provider_id": sid, "sent_at": now, "last_error": None}
+            return {**base, "state": "pending", "due_at": now, "attempts": max(0, job.attempts - 1)}
+        channel = self.ep.speakers.get(job.target)
+        dup = not (channel is not None and channel.idempotent)
+        return {**base, "state": "pending", "due_at": now, "possible_duplicate": dup}

@@ -1,0 +1,51 @@
+"""``http-json``: the canonical JSON over HTTP(S), or another JSON shape through ``mapping``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import requests
+from pydantic import Field
+
+from broadcaster.errors import FeedError
+from broadcaster.feeds.base import Reading, Source, SourceConfig
+from broadcaster.feeds.canonical import apply_mapping, parse_document
+from broadcaster.timeutil import Night
+
+
+class HttpJsonConfig(SourceConfig):
+    type: Literal["http-json"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = {}
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    # canonical field -> dotted path in the source's own JSON (see feeds/canonical.py)
+    mapping: dict[str, str] | None = None
+
+
+class HttpJsonSource(Source):
+    type = "http-json"
+    Config = HttpJsonConfig
+
+    def fetch(self, night: Night) -> list[Reading]:
+        cfg: HttpJsonConfig = self.config  # type: ignore[assignment]
+        try:
+            resp = requests.get(cfg.url, headers=cfg.headers, timeout=cfg.timeout_s)
+        except requests.Timeout:
+            raise FeedError(self.name, f"timeout after {cfg.timeout_s:g} s") from None
+        except requests.RequestException as exc:
+            raise FeedError(self.name, f"connection failed: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise FeedError(self.name, f"HTTP {resp.status_code}")
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise FeedError(self.name, "malformed JSON") from None
+        if cfg.mapping:
+            try:
+                doc = apply_mapping(doc, cfg.mapping)
+            except FeedError as exc:
+                raise FeedError(self.name, exc.reason) from None
+        return parse_document(doc, self.name)
+
+
+SOURCE = HttpJsonSource

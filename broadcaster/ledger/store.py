@@ -1,0 +1,233 @@
+"""The ledger: engine set-up (SQLite WAL or PostgreSQL) and the operations the flows need.
+
+Writes on SQLite use ``BEGIN IMMEDIATE`` so that a writer takes the lock up front and waits
+(busy timeout) instead of failing half-way with "database is locked"; readers never block.
+Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several dispatchers can share one ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from broadcaster.ledger.models import Alert, AuditEntry, Base, Delivery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """A claimed delivery, detached from the session, safe to hand to a worker thread."""
+
+    id: int
+    alert_id: int
+    channel: str
+    kind: str
+    target: str
+    village_id: str | None
+    contact_name: str | None
+    body: str | None
+    audio_sha256: str | None
+    audio_ext: str | None
+    repeat: int | None
+    play_at: datetime | None
+    expires_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+
+
+_JOB_COLUMNS = [getattr(Delivery, f) for f in DeliveryJob.__dataclass_fields__]
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    path = url[len("sqlite:///") :]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Ledger:
+    """All reads and writes of the ledger go through here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url, immediate=True)
+            self.read_engine = _sqlite_engine(url, immediate=False)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            self.engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        Base.metadata.create_all(self.engine)
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A write transaction, committed on success."""
+        with self._write.begin() as s:
+            yield s
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        with self._read() as s:
+            yield s
+
+    def ping(self) -> bool:
+        try:
+            with self.read_engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - health check reports, never raises
+            return False
+
+    # ------------------------------------------------------------------ alerts
+
+    def create_alert(self, alert: Alert, deliveries: Iterable[dict[str, Any]]) -> tuple[int, bool]:
+        """Insert an alert with its deliveries in one transaction.
+
+        Returns ``(alert_id, created)``; when an alert with the same ``dedupe_key`` exists,
+        nothing is written and its id is returned with ``created=False``.
+        """
+        try:
+            with self.session() as s:
+                s.add(alert)
+                s.flush()
+                rows = [{**d, "alert_id": alert.id} for d in deliveries]
+                if rows:
+                    s.execute(insert(Delivery), rows)
+                return alert.id, True
+        except IntegrityError:
+            with self.reader() as s:
+                existing = s.scalar(select(Alert.id).where(Alert.dedupe_key == alert.dedupe_key))
+            if existing is None:
+                raise
+            return existing, False
+
+    def alerts_for_night(self, night: date, kind: str = "auto") -> list[Alert]:
+        with self.reader() as s:
+            return list(s.scalars(select(Alert).where(Alert.night == night, Alert.kind == kind).order_by(Alert.level)))
+
+    # ---------------------------------------------------------------- dispatch
+
+    def claim_due(self, now: datetime, limit: int, channel: str | None = None) -> list[DeliveryJob]:
+        """Mark up to ``limit`` due deliveries ``sending`` (attempts + 1) and return them."""
+        sub = (
+            select(Delivery.id)
+            .where(
+                Delivery.state == "pending",
+                Delivery.due_at.is_not(None),
+                Delivery.due_at <= now,
+                Delivery.expires_at > now,
+            )
+            .order_by(Delivery.due_at, Delivery.id)
+            .limit(limit)
+        )
+        if channel:
+            sub = sub.where(Delivery.channel == channel)
+        if not self.is_sqlite:
+            sub = sub.with_for_update(skip_locked=True)
+        stmt = (
+            update(Delivery)
+            .where(Delivery.id.in_(sub))
+            .values(state="sending", attempts=Delivery.attempts + 1, claimed_at=now, updated_at=now)
+            .returning(*_JOB_COLUMNS)
+        )
+        with self.session() as s:
+            rows = s.execute(stmt).all()
+        return sorted((DeliveryJob(*r) for r in rows), key=lambda j: j.id)
+
+    def finish(self, updates: list[dict[str, Any]]) -> None:
+        """Write many delivery results at once (each dict has ``id`` and the new column values)."""
+        if not updates:
+            return
+        with self.session() as s:
+            by_keys: dict[frozenset[str], list[dict[str, Any]]] = {}
+            for u in updates:
+                by_keys.setdefault(frozenset(u), []).append(u)
+            for group in by_keys.values():
+                s.execute(update(Delivery), group)
+
+    def expire_due(self, now: datetime) -> int:
+        """Pending deliveries past their expiry become ``expired``; a stale warning is never sent."""
+        with self.session() as s:
+            res = s.execute(
+                update(Delivery)
+                .where(Delivery.state == "pending", Delivery.expires_at <= now)
+                .values(
+                    state="expired",
+                    updated_at=now,
+                    last_error=func.coalesce(Delivery.last_error, "expired before it could be delivered"),
+                )
+            )
+            return res.rowcount or 0
+
+    def in_flight(self) -> list[DeliveryJob]:
+        """Deliveries left ``sending`` (by a crash): to be reconciled before anything is re-sent."""
+        with self.reader() as s:
+            rows = s.execute(select(*_JOB_COLUMNS).where(Delivery.state == "sending")).all()
+        return [DeliveryJob(*r) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        with self.reader() as s:
+            return s.scalar(
+                select(func.min(Delivery.due_at)).where(Delivery.state == "pending", Delivery.due_at.is_not(None))
+            )
+
+    def counts(self, alert_ids: Iterable[int] | None = None) -> dict[str, dict[str, int]]:
+        """``{"sms": {state: n}, "speaker": {state: n}}`` over the given alerts (or all)."""
+        q = select(Delivery.channel, Delivery.state, func.count()).group_by(Delivery.channel, Delivery.state)
+        if alert_ids is not None:
+            q = q.where(Delivery.alert_id.in_(list(alert_ids)))
+        out: dict[str, dict[str, int]] = {"sms": {}, "speaker": {}}
+        with self.reader() as s:
+            for channel, state, n in s.execute(q):
+                out.setdefault(channel, {})[state] = n
+        return out
+
+    def open_count(self, alert_ids: Iterable[int], channel: str | None = None) -> int:
+        """Deliveries of these alerts that are still pending or sending."""
+        q = select(func.count()).where(Delivery.alert_id.in_(list(alert_ids)), Delivery.state.in_(("pending", "sending")))
+        if channel:
+            q = q.where(Delivery.channel == channel)
+        with self.reader() as s:
+            return s.scalar(q) or 0
+
+    # ------------------------------------------------------------------- audit
+
+    def audit(self, at: datetime, actor: str, action: str, object_type: str | None = None,
+              object_id: str | int | None = None, detail: dict[str, Any] | None = None) -> None:
+        with self.session() as s:
+            s.add(AuditEntry(at=at, actor=actor, action=action, object_type=object_type,
+                             object_id=None if object_id is None else str(object_id), detail=detail))

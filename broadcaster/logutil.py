@@ -1,0 +1,46 @@
+"""Logging set-up and masking: no token, secret or full phone number ever reaches a log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+_PHONE = re.compile(r"(\+?86)?(1[3-9]\d)(\d{4})(\d{4})")
+_BEARER = re.compile(r"(?i)(bearer\s+|token[=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
+
+
+def mask_phone(number: str) -> str:
+    """``+8613800138000`` -> ``138****8000``; other numbers keep only the last 4 digits."""
+    m = _PHONE.search(number)
+    if m:
+        return f"{m.group(2)}****{m.group(4)}"
+    digits = re.sub(r"\D", "", number)
+    return "****" + digits[-4:] if len(digits) >= 4 else "****"
+
+
+def mask_text(text: str) -> str:
+    text = _PHONE.sub(lambda m: f"{m.group(2)}****{m.group(4)}", text)
+    return _BEARER.sub(lambda m: m.group(1) + "****", text)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks phone numbers and bearer tokens in every record, whatever library logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        masked = mask_text(msg)
+        if masked != msg:
+            record.msg, record.args = masked, None
+        return True
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("apscheduler", "urllib3", "twilio.http_client", "uvicorn.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,98 @@
+"""APScheduler wiring only: poll times, the feed deadline, retries of failed polls, catch-up.
+
+One scheduler per deployment, explicit time zone, ``coalesce=True``, a sized misfire grace
+time, fixed job ids with ``replace_existing=True``. Durable state lives in the ledger, not in
+pickled jobs: on start we look at the ledger and catch up what tonight is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import select
+
+from broadcaster.ledger import Alert, ReadingRow
+from broadcaster.service import Service
+from broadcaster.watchdog import deadline_check
+
+log = logging.getLogger(__name__)
+
+MISFIRE_GRACE_S = 30 * 60
+
+
+class Scheduler:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        cfg = service.cfg
+        self.sched = BackgroundScheduler(
+            timezone=cfg.tz,
+            job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S, "max_instances": 1},
+        )
+        for t in cfg.settings.schedule.polls:
+            self.sched.add_job(self.poll, CronTrigger(hour=t.hour, minute=t.minute, timezone=cfg.tz),
+                               id=f"poll-{t:%H%M}", name=f"poll {t:%H:%M}", replace_existing=True)
+        d = cfg.settings.schedule.deadline
+        self.sched.add_job(self.deadline, CronTrigger(hour=d.hour, minute=d.minute, timezone=cfg.tz),
+                           id="feed-deadline", name=f"feed deadline {d:%H:%M}", replace_existing=True)
+
+    def start(self) -> None:
+        self.sched.start()
+        # Catch up in a job of its own so that start-up (and /healthz) is not held by the feed.
+        self.sched.add_job(self.catch_up, DateTrigger(run_date=datetime.now(self.service.cfg.tz)),
+                           id="catch-up", name="catch up", replace_existing=True)
+
+    def shutdown(self) -> None:
+        self.sched.shutdown(wait=False)
+
+    def next_jobs(self) -> list[tuple[str, datetime]]:
+        return sorted(((j.name, j.next_run_time) for j in self.sched.get_jobs() if j.next_run_time),
+                      key=lambda x: x[1])
+
+    # ------------------------------------------------------------------ jobs
+
+    def poll(self, kind: str = "scheduled") -> None:
+        svc = self.service
+        try:
+            report = svc.poll(kind=kind)
+        except Exception:  # noqa: BLE001 - a scheduled job must never kill the scheduler
+            log.exception("poll failed unexpectedly")
+            return
+        if report.result.ok:
+            return
+        # No valid reading: try again until the deadline (the deadline job warns the duty group).
+        now = svc.now()
+        deadline = report.night.at(svc.cfg.settings.schedule.deadline)
+        retry_at = now + timedelta(minutes=svc.cfg.settings.schedule.feed_retry_min)
+        if report.in_season and retry_at < report.night.end:
+            log.warning("feed failed; retrying at %s%s", retry_at.astimezone(svc.cfg.tz).strftime("%H:%M"),
+                        " (after the deadline)" if retry_at > deadline else "")
+            self.sched.add_job(self.poll, DateTrigger(run_date=retry_at), kwargs={"kind": "retry"},
+                               id="poll-retry", name="poll retry", replace_existing=True)
+
+    def deadline(self) -> None:
+        try:
+            deadline_check(self.service)
+        except Exception:  # noqa: BLE001
+            log.exception("deadline check failed unexpectedly")
+
+    def catch_up(self) -> None:
+        """If the season is on and tonight's poll or alert is missing, poll now."""
+        svc = self.service
+        night = svc.tonight()
+        if not svc.in_season(night):
+            log.info("out of the heating season (%s): no automatic polls tonight", night.date)
+            return
+        with svc.ledger.reader() as s:
+            last = s.scalars(select(ReadingRow).where(ReadingRow.night == night.date)
+                             .order_by(ReadingRow.id.desc()).limit(1)).first()
+            top = s.scalars(select(Alert.level).where(Alert.night == night.date, Alert.kind == "auto")
+                            .order_by(Alert.level.desc()).limit(1)).first()
+        if last is not None and last.level is not None and top is not None and top >= last.level:
+            log.info("tonight (%s) already polled at level %d and alerted; nothing to catch up", night.date, last.level)
+            return
+        log.info("catching up: tonight's poll or alert is missing; polling now")
+        self.poll(kind="catch-up")

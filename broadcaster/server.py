@@ -1,0 +1,37 @@
+"""``broadcaster run``: scheduler, dispatcher and HTTP server in one process, stopped cleanly."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from broadcaster.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def serve(cfg: Config) -> int:
+    from broadcaster.scheduler import Scheduler
+    from broadcaster.service import Service
+    from broadcaster.web.app import create_app
+
+    svc = Service(cfg)
+    sched = Scheduler(svc)
+    http = cfg.settings.http
+    server = uvicorn.Server(uvicorn.Config(create_app(svc, sched),
+                                           host=http.host, port=http.port, log_level="warning",
+                                           access_log=False, lifespan="off"))
+    log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
+             "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
+    svc.dispatcher.start()
+    sched.start()
+    try:
+        server.run()  # returns on SIGINT/SIGTERM
+    finally:
+        log.info("shutting down: finishing in-flight sends")
+        sched.shutdown()
+        svc.close()
+        log.info("stopped")
+    return 0
+

@@ -1,0 +1,47 @@
+"""The feed deadline: no valid reading for tonight by then, the duty group gets one SMS."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from broadcaster.alerts import sms_rows, timing_for_night
+from broadcaster.ledger import Alert, ReadingRow
+from broadcaster.rules import SmsPlan
+
+if TYPE_CHECKING:
+    from broadcaster.service import Service
+
+log = logging.getLogger(__name__)
+
+DUTY_GROUP = "duty"
+
+
+def deadline_check(svc: "Service") -> int | None:
+    """At the deadline: if tonight has no valid reading, SMS the duty group (once per night)."""
+    night = svc.tonight()
+    if not svc.in_season(night):
+        return None
+    with svc.ledger.reader() as s:
+        ok = s.scalar(select(ReadingRow.id).where(ReadingRow.night == night.date, ReadingRow.error.is_(None)).limit(1))
+        errors = [e for e in s.scalars(select(ReadingRow.error).where(ReadingRow.night == night.date)) if e]
+    if ok is not None:
+        return None
+    cfg = svc.cfg
+    town, dl = cfg.settings.town, cfg.settings.schedule.deadline
+    body = (f"【{town}文化站】截至{dl:%H:%M}仍未取得{night.label()}夜间一氧化碳中毒气象条件预报"
+            f"（数据源故障），请值班人员人工核实，必要时手动发布预警。")
+    plans = [SmsPlan(c.name, c.phone, c.village, "deadline", body)
+             for c in cfg.directory.contacts if DUTY_GROUP in c.groups]
+    now = svc.now()
+    alert = Alert(kind="system", dedupe_key=f"deadline:{town}:{night.date.isoformat()}", region=town,
+                  night=night.date, level=None, rules=["deadline"], status="dispatching", sms_text=body,
+                  created_at=now, created_by="scheduler", note="; ".join(errors[-3:]) or "no poll ran")
+    alert_id, created = svc.ledger.create_alert(alert, sms_rows(plans, svc.sms.type, timing_for_night(now, night, 60)))
+    if created:
+        log.warning("feed deadline passed without a valid reading for %s: %d duty SMS queued (alert %d)",
+                    night.date, len(plans), alert_id)
+        svc.dispatcher.wake()
+    return alert_id

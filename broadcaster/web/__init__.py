@@ -1,0 +1,1 @@
+"""The HTTP side: JSON API, agent endpoints and the web console (FastAPI)."""

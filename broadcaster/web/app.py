@@ -1,0 +1,44 @@
+"""The FastAPI application served by ``broadcaster run``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from broadcaster.service import Service
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav"}
+
+
+def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
+    app = FastAPI(title="broadcaster", version="0.1.0",
+                  description="CO-poisoning alerts to SMS and village loudspeakers")
+    app.state.svc = svc
+    app.state.scheduler = scheduler
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        if svc.ledger.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ledger unreachable"}, status_code=503)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/audio/{name}", tags=["audio"])
+    def audio(name: str) -> FileResponse:
+        sha, _, ext = name.partition(".")
+        if not _SHA.match(sha) or ext not in _MEDIA:
+            raise HTTPException(404, "no such audio")
+        path = svc.audio_file(sha, ext)
+        if path is None:
+            raise HTTPException(404, "no such audio")
+        return FileResponse(path, media_type=_MEDIA[ext])
+
+    return app

@@ -1,0 +1,84 @@
+"""Shared fixtures: a private copy of the shipped configuration, clocks, ledgers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Shanghai")
+PG_URL = os.environ.get("BROADCASTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def local(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=TZ)
+
+
+@pytest.fixture
+def confdir(tmp_path: Path) -> Path:
+    """A copy of config/ and audio/ in tmp_path; edit the YAML there freely."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "audio", tmp_path / "audio")
+    return tmp_path / "config"
+
+
+def edit_yaml(path: Path, fn) -> None:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    fn(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pg_available() -> str | None:
+    """The reason PostgreSQL tests are skipped, or None when a server answers."""
+    if not port_open("127.0.0.1", 5432):
+        return "no PostgreSQL server on 127.0.0.1:5432"
+    try:
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        eng.dispose()
+    except Exception as exc:  # noqa: BLE001
+        return f"PostgreSQL at {PG_URL} not usable: {exc.__class__.__name__}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty ledger on SQLite and (when reachable) on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    reason = pg_available()
+    if reason:
+        pytest.skip(reason)
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {schema}"))
+    base = PG_URL.rsplit("/", 1)[0]
+    yield f"{base}/{schema}"
+    with admin.connect() as c:
+        c.execute(sa.text(f"DROP DATABASE IF EXISTS {schema} WITH (FORCE)"))
+    admin.dispose()
