@@ -8,4 +8,14 @@ from typing import Any
 
 
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add the extra sub-commands. Filled in as those flows land."""
+    """Add the extra sub-commands from their modules (each has ``register(sub, add)``)."""
+    import importlib
+
+    for name in ("cli_agent", "cli_admin"):
+        try:
+            mod = importlib.import_module(f"broadcaster.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"broadcaster.{name}":
+                raise
+            continue
+        mod.register(sub, add)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -41,4 +42,16 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
             raise HTTPException(404, "no such audio")
         return FileResponse(path, media_type=_MEDIA[ext])
 
+    # Routers, each in its own module: agent endpoints, JSON API, receipts, console.
+    for name in ROUTERS:
+        try:
+            mod = importlib.import_module(f"broadcaster.web.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"broadcaster.web.{name}":
+                raise
+            continue
+        app.include_router(mod.router(svc))
     return app
+
+
+ROUTERS = ("agent_api", "api", "receipts", "console")
