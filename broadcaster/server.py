@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -24,10 +25,19 @@ def serve(cfg: Config) -> int:
                                            access_log=False, lifespan="off"))
     log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # uvicorn handles these while it runs and re-raises them after its own shutdown;
+        # this handler makes that re-raise (or a signal during start-up) a clean stop.
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     svc.dispatcher.start()
     sched.start()
     try:
-        server.run()  # returns on SIGINT/SIGTERM
+        if not server.should_exit:
+            server.run()  # returns on SIGINT/SIGTERM
     finally:
         log.info("shutting down: finishing in-flight sends")
         sched.shutdown()
