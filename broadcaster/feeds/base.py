@@ -39,7 +39,9 @@ class Factor:
         if self.value is None:
             return self.label
         value = f"{self.value:+.1f}" if self.unit == "°C" and self.name == "inversion" else f"{self.value:g}"
-        return f"{self.label} {value}{self.unit}".strip()
+        # "0.8 m/s", "+2.1 °C", but "88%" and "4小时" (SI style; no space in Chinese units)
+        sep = " " if self.unit[:1].isascii() and self.unit[:1].isalpha() or self.unit.startswith("°") else ""
+        return f"{self.label} {value}{sep}{self.unit}".strip()
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ class OpenMeteoConfig(SourceConfig):
     def _aloft_names(cls, v: list[str]) -> list[str]:
         bad = [n for n in v if not _ALOFT.match(n)]
         if bad:
-            raise ValueError(f"not a temperature level (temperature_80m, temperature_925hPa): {bad}")
+            raise ValueError(f"not a temperature level like temperature_80m or _925hPa: {bad}")
         return v
 
 
@@ -85,7 +85,8 @@ class OpenMeteoSource(Source):
         doc = self._get(cfg)
         weather = night_weather(doc, night, cfg.aloft, self.name)
         score = score_night(weather, cfg.weights, cfg.thresholds)
-        log.info("feed %s: night %s scored %.1f -> level %d", self.name, night.date, score.points, score.level)
+        log.info("feed %s: night %s scored %.1f -> level %d",
+                 self.name, night.date, score.points, score.level)
         return [
             Reading(
                 region=self.region,
@@ -125,7 +126,8 @@ class OpenMeteoSource(Source):
             doc = None
         # Open-Meteo answers errors as HTTP 400 {"error": true, "reason": "..."}.
         if isinstance(doc, dict) and doc.get("error"):
-            raise FeedError(self.name, f"Open-Meteo error: {doc.get('reason') or 'no reason given'}")
+            reason = doc.get("reason") or "no reason given"
+            raise FeedError(self.name, f"Open-Meteo error: {reason}")
         if resp.status_code != 200:
             raise FeedError(self.name, f"HTTP {resp.status_code}")
         if not isinstance(doc, dict):
@@ -134,7 +136,7 @@ class OpenMeteoSource(Source):
 
 
 def night_weather(doc: dict[str, Any], night: Night, aloft: list[str], name: str) -> NightWeather:
-    """Reduce an Open-Meteo response to tonight's factor values, or raise FeedError naming the gap."""
+    """Tonight's factor values from an Open-Meteo answer, or FeedError naming what is missing."""
     hourly = doc.get("hourly")
     if not isinstance(hourly, dict) or not isinstance(hourly.get("time"), list):
         raise FeedError(name, "wrong schema: no hourly.time in the response")
@@ -164,7 +166,8 @@ def night_weather(doc: dict[str, Any], night: Night, aloft: list[str], name: str
         if base is not None and above:
             inversions.append(max(above) - base)
     if not inversions:
-        raise FeedError(name, f"no temperature aloft above ground for the night ({', '.join(present_aloft)})")
+        names = ", ".join(present_aloft)
+        raise FeedError(name, f"no temperature aloft above ground for the night ({names})")
 
     cloud = series.values("cloud_cover", tonight, required=False) if "cloud_cover" in hourly else []
     return NightWeather(
@@ -180,7 +183,7 @@ def night_weather(doc: dict[str, Any], night: Night, aloft: list[str], name: str
 
 
 def _aloft_above_ground(series: _Series, names: list[str], t: datetime) -> list[float]:
-    """Temperatures aloft at hour ``t``: every height level, and the lowest above-ground pressure level."""
+    """Temperatures aloft at ``t``: every height level, the lowest above-ground pressure level."""
     temps: list[float] = []
     surface = series.at("surface_pressure", t)
     best_level: tuple[int, float] | None = None
@@ -193,8 +196,9 @@ def _aloft_above_ground(series: _Series, names: list[str], t: datetime) -> list[
         level, kind = int(m.group(1)), m.group(2)
         if kind == "m":
             temps.append(value)
-        elif surface is not None and level < surface and (best_level is None or level > best_level[0]):
-            best_level = (level, value)
+        elif surface is not None and level < surface:
+            if best_level is None or level > best_level[0]:
+                best_level = (level, value)
     if best_level is not None:
         temps.append(best_level[1])
     return temps
@@ -237,18 +241,20 @@ class _Series:
     def values(self, var: str, hours: list[datetime], required: bool = True) -> list[float]:
         vals = [v for t in hours if (v := self.at(var, t)) is not None]
         if required and not vals:
-            raise FeedError(self.name, f"variable {var} has no values for the night {self.night.date}")
+            reason = f"variable {var} has no values for the night {self.night.date}"
+            raise FeedError(self.name, reason)
         return vals
 
     def day_change(self, var: str, hours: list[datetime]) -> float:
-        """Mean of ``var`` tonight minus its mean over the same hours 24 h earlier (paired hours)."""
+        """Mean of ``var`` tonight minus its mean over the same hours 24 h earlier."""
         pairs = [
             (now, then)
             for t in hours
             if (now := self.at(var, t)) is not None and (then := self.at(var, t - _DAY)) is not None
         ]
         if not pairs:
-            raise FeedError(self.name, f"variable {var} has no values 24 h before the night {self.night.date}")
+            reason = f"variable {var} has no values 24 h before the night {self.night.date}"
+            raise FeedError(self.name, reason)
         return fmean(p[0] for p in pairs) - fmean(p[1] for p in pairs)
 
 

@@ -44,7 +44,8 @@ class QWeatherConfig(SourceConfig):
     """``feed: {type: qweather, api_host, key, lat, lon, ...}``."""
 
     type: Literal["qweather"]
-    api_host: str  # your own API Host from the QWeather console, e.g. https://abc.re.qweatherapi.com
+    # Your own API Host from the QWeather console (控制台 → 设置), e.g. abc.re.qweatherapi.com
+    api_host: str
     key: SecretStr = Field(min_length=1)  # the project's API KEY, normally ${QWEATHER_KEY}
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
@@ -56,7 +57,8 @@ class QWeatherConfig(SourceConfig):
     level_by: Literal["max", "color", "severity"] = "max"
     color_map: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_COLOR_MAP))
     severity_map: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY_MAP))
-    unknown_level: int = Field(default=3, ge=1, le=5)  # a 1068 alert whose colour/severity we cannot map
+    # The level of a 1068 alert whose colour and severity are in neither table.
+    unknown_level: int = Field(default=3, ge=1, le=5)
 
     @field_validator("api_host")
     @classmethod
@@ -110,11 +112,12 @@ class QWeatherSource(Source):
             except ValidationError as exc:
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"])
-                raise FeedError(self.name, f"wrong schema: alerts[{i}].{where}: {err['msg']}") from None
+                reason = f"wrong schema: alerts[{i}].{where}: {err['msg']}"
+                raise FeedError(self.name, reason) from None
             reading = self._reading(alert, night, cfg)
             if reading is not None:
                 readings.append(reading)
-        # The base takes the first reading that covers tonight: offer the highest level, newest first.
+        # The base takes the first reading that covers tonight: highest level first, then newest.
         readings.sort(key=lambda r: (r.level, r.issued_at), reverse=True)
         return readings
 

@@ -79,7 +79,8 @@ class NightWeather:
     inversion_c: float  # strongest (temperature aloft - temperature at 2 m); higher is worse
     humidity_pct: float  # mean 2 m relative humidity; higher is worse
     fog_hours: int  # hours with WMO weather code 45 or 48; more is worse
-    temp_change_c: float  # mean night 2 m temperature minus the same hours a day earlier; nearer 0 is worse
+    # Mean night 2 m temperature minus the same hours a day earlier; nearer 0 is worse.
+    temp_change_c: float
     pressure_change_hpa: float  # same for surface pressure; more negative (a fall) is worse
     min_temp_c: float  # lowest 2 m temperature of the night; lower is worse
     cloud_pct: float | None = None  # mean cloud cover; shown, not scored
@@ -117,7 +118,9 @@ def score_night(
         "humidity": _tiers((w.humidity_pct > th.humidity_pct, wt.humidity)),
         "fog": _tiers((w.fog_hours >= th.fog_hours, wt.fog)),
         "temp_change": _tiers((abs(w.temp_change_c) <= th.temp_change_c, wt.small_temp_change)),
-        "pressure_change": _tiers((-w.pressure_change_hpa > th.pressure_fall_hpa, wt.pressure_fall)),
+        "pressure_change": _tiers(
+            (-w.pressure_change_hpa > th.pressure_fall_hpa, wt.pressure_fall),
+        ),
         "cold": _tiers(
             (w.min_temp_c <= th.cold_night_c, wt.cold_night),
             (w.min_temp_c <= th.very_cold_night_c, wt.very_cold_night),
