@@ -20,12 +20,12 @@ from broadcaster.audio.renderer import Renderer
 from broadcaster.audio.speech import normalise_for_speech, split_sentences
 
 __all__ = [
-    "Renderer",
-    "Bulletin",
     "FORMATS",
+    "PEAK_CEILING_DBTP",
     "RENDER_VERSION",
     "TARGET_LUFS",
-    "PEAK_CEILING_DBTP",
+    "Bulletin",
+    "Renderer",
     "normalise_for_speech",
     "split_sentences",
 ]

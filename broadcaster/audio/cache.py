@@ -16,6 +16,7 @@ simply both rename identical bytes onto the same name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RENDER_VERSION", "Bulletin", "AudioCache", "render_key", "file_sha256"]
+__all__ = ["RENDER_VERSION", "AudioCache", "Bulletin", "file_sha256", "render_key"]
 
 #: Bump whenever a change (normalisation rules, timings, loudness target, encoder settings)
 #: should make old renders stale; it is part of every render key.
@@ -83,10 +84,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a separate static file server may serve it
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -14,12 +14,14 @@ itself and hands pydub raw PCM.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import imageio_ffmpeg
 import numpy as np
@@ -29,19 +31,52 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     from pydub import AudioSegment
 
-from broadcaster.audio.loudness import integrated_loudness, limit, true_peak_db
+from broadcaster.audio.loudness import (
+    gated_loudness,
+    integrated_loudness,
+    k_weight,
+    limit,
+    true_peak_db,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 __all__ = [
-    "SAMPLE_RATE", "TARGET_LUFS", "PEAK_CEILING_DBTP", "FORMATS", "decode", "load", "conform",
-    "samples", "from_samples", "level", "join", "assemble", "master", "export", "ffmpeg",
+    "FORMATS",
+    "PEAK_CEILING_DBTP",
+    "SAMPLE_RATE",
+    "TARGET_LUFS",
+    "assemble",
+    "conform",
+    "decode",
+    "export",
+    "ffmpeg",
+    "from_samples",
+    "join",
+    "level",
+    "load",
+    "master",
+    "render",
+    "samples",
 ]
 
 SAMPLE_RATE = 22050
 TARGET_LUFS = -16.0
-# -1.5 rather than -1: MP3 encoding adds a few tenths of a dB of overshoot, and the decoded MP3 a
-# village plays must still stay at or below -1 dBFS.
+# -1.5 rather than -1 leaves room for the resampling every player does; lossy formats get a
+# lower ceiling still (see _FORMAT_TRIM), as EBU R128 advises for coded audio.
 PEAK_CEILING_DBTP = -1.5
-CHIME_LU = -3.0  # the chime sits a little under the speech: it is a cue, not the message
+MAX_PEAK_DBFS = -1.0  # the promise: no decoded bulletin peaks above this
+LOUDNESS_TOLERANCE_LU = 0.4
+# fmt -> (loudness pre-compensation dB, true-peak ceiling before encoding dBTP), measured with the
+# bundled ffmpeg/LAME on speech; see render().
+_FORMAT_TRIM: dict[str, tuple[float, float]] = {
+    "wav": (0.0, PEAK_CEILING_DBTP),
+    "mp3": (0.45, -2.0),
+    "g711": (0.15, -2.0),
+}
+_ATTEMPTS = 3  # encode-and-check rounds for lossy formats (the first nearly always passes)
+CHIME_LU = -1.0  # the chime sits just under the speech: a cue, not the message
 
 PRE_ROLL_MS = 300  # amplifiers and 4G speakers often swallow the first few hundred ms
 CHIME_GAP_MS = 600
@@ -68,7 +103,9 @@ def ffmpeg() -> str:
 
 
 def _not_audio(detail: str) -> ValueError:
-    return ValueError(f"无法识别的音频，请上传 MP3 或 WAV 录音 / not a readable audio file: {detail}")
+    return ValueError(
+        f"无法识别的音频，请上传 MP3 或 WAV 录音 / not a readable audio file: {detail}"
+    )
 
 
 def decode(data: bytes, *, max_seconds: float | None = None) -> AudioSegment:
@@ -166,49 +203,78 @@ def join(parts: Sequence[AudioSegment], pause_ms: int = SENTENCE_PAUSE_MS) -> Au
     return out
 
 
-def assemble(message: AudioSegment, chime: AudioSegment | None, repeat: int) -> AudioSegment:
-    """Lay out pre-roll, chime, ``repeat`` copies of the message and post-roll.
-
-    The message is levelled before it is repeated and the chime a few LU under it, so that the
-    balance between the two does not depend on how loud the TTS or the recording came out.
-    """
+def _layout(message: T, bell: T | None, repeat: int, silence: Callable[[int], T]) -> list[T]:
+    """The parts of a bulletin in order; one layout for the audio and for its loudness proxy."""
     if repeat < 1:
         raise ValueError(f"repeat 必须至少为 1 / repeat must be at least 1, got {repeat}")
-    silent = lambda ms: AudioSegment.silent(ms, frame_rate=SAMPLE_RATE)  # noqa: E731
-    message = level(message)
-    out = silent(PRE_ROLL_MS)
-    if chime is not None and len(chime):
-        out += level(chime, TARGET_LUFS + CHIME_LU) + silent(CHIME_GAP_MS)
+    parts = [silence(PRE_ROLL_MS)]
+    if bell is not None:
+        parts += [bell, silence(CHIME_GAP_MS)]
     for i in range(repeat):
-        out += (silent(REPEAT_GAP_MS) if i else AudioSegment.empty()) + message
-    return out + silent(POST_ROLL_MS)
+        parts += [silence(REPEAT_GAP_MS), message] if i else [message]
+    parts.append(silence(POST_ROLL_MS))
+    return parts
 
 
-def master(seg: AudioSegment, target_lufs: float = TARGET_LUFS,
-           ceiling_dbtp: float = PEAK_CEILING_DBTP) -> AudioSegment:
-    """Normalise the whole bulletin to ``target_lufs`` and limit its true peak.
+def assemble(message: AudioSegment, chime: AudioSegment | None, repeat: int) -> AudioSegment:
+    """Lay out pre-roll, chime, gap, ``repeat`` copies of the message (with longer gaps) and
+    post-roll. No level change: the parts come in mastered (see :func:`render`)."""
+    bell = chime if chime is not None and len(chime) else None
+    parts = _layout(message, bell, repeat, lambda ms: AudioSegment.silent(ms, SAMPLE_RATE))
+    out = parts[0]
+    for part in parts[1:]:
+        out += part
+    return out
 
-    Limiting takes a little loudness away, so measure and correct once more; two rounds land
-    within about 0.1 LU of the target for speech.
+
+def master(message: AudioSegment, target_lufs: float = TARGET_LUFS,
+           ceiling_dbtp: float = PEAK_CEILING_DBTP, *, bell: AudioSegment | None = None,
+           repeat: int = 1) -> AudioSegment:
+    """Gain and limit ``message`` so that the bulletin it will be assembled into (with ``bell``
+    and ``repeat``) has ``target_lufs`` integrated loudness and a true peak ≤ ``ceiling_dbtp``.
+
+    The loudness that counts is the whole bulletin's: the gaps and the chime shift it a few
+    tenths from the message's own. Only the message is processed, though: K-weighting is linear
+    and the parts are separated by silence, so the bulletin's K-weighted signal is the same
+    layout of the K-weighted parts, and measuring it costs one filter pass over one copy.
+
+    The limiter takes back some of the gain it is given (more, the harder it works), so the gain
+    is found by the secant method, each try limiting the *original* signal so that distortion
+    does not pile up; two or three tries land within 0.1 LU.
     """
-    x = samples(seg).copy()
-    rate = seg.frame_rate
-    for _ in range(3):
-        loudness = integrated_loudness(x, rate)
-        if loudness <= -100.0:
+    x = samples(message)
+    weighted_bell = k_weight(samples(bell), SAMPLE_RATE) if bell is not None and len(bell) else None
+
+    def bulletin_loudness(y: np.ndarray) -> float:
+        weighted = _layout(k_weight(y, SAMPLE_RATE), weighted_bell, repeat,
+                           lambda ms: np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.float32))
+        return gated_loudness(np.concatenate(weighted), SAMPLE_RATE)
+
+    loudness = bulletin_loudness(x)
+    if loudness <= -100.0:  # silence: nothing to normalise
+        return message
+    tries: list[tuple[float, float]] = []  # (gain dB, resulting loudness)
+    gain = target_lufs - loudness
+    y = x
+    for _ in range(4):
+        y = limit(x * 10 ** (gain / 20), SAMPLE_RATE, ceiling_dbtp)
+        result = bulletin_loudness(y)
+        tries.append((gain, result))
+        if abs(target_lufs - result) < 0.1:
             break
-        gain_db = target_lufs - loudness
-        if abs(gain_db) < 0.1 and true_peak_db(x) <= ceiling_dbtp:
-            break
-        x = limit(x * 10 ** (gain_db / 20), rate, ceiling_dbtp)
-    return from_samples(x, rate)
+        if len(tries) == 1:  # limiter loss grows with gain: step a little past the error
+            gain += 1.4 * (target_lufs - result)
+        else:
+            (g0, l0), (g1, l1) = tries[-2], tries[-1]
+            slope = (l1 - l0) / (g1 - g0) if abs(g1 - g0) > 1e-6 else 1.0
+            gain = g1 + (target_lufs - l1) / max(slope, 0.2)
+    return from_samples(y, SAMPLE_RATE)
 
 
 def export(seg: AudioSegment, fmt: str) -> bytes:
     """Encode to ``mp3`` (64 kbps CBR, 22.05 kHz mono), ``wav`` (16-bit PCM) or ``g711``
     (8 kHz mono µ-law WAV, what SIP/RTP paging and Axis speakers take)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"不支持的音频格式 / unsupported audio format {fmt!r}; use mp3, wav or g711")
+    _check_fmt(fmt)
     buf = io.BytesIO()
     # bitexact: no encoder version string, so identical input gives identical bytes (and sha256)
     # on every machine with the same ffmpeg.
@@ -217,10 +283,60 @@ def export(seg: AudioSegment, fmt: str) -> bytes:
         seg.export(buf, format="wav")
     elif fmt == "mp3":
         ffmpeg()
+        # No ID3 tag (cheap speaker decoders need none); the Info frame with the length stays.
         seg.export(buf, format="mp3", bitrate=MP3_BITRATE,
-                   parameters=["-ac", "1", "-ar", str(SAMPLE_RATE), *exact])
+                   parameters=["-ac", "1", "-ar", str(SAMPLE_RATE), "-id3v2_version", "0",
+                               *exact])
     else:
         ffmpeg()
         seg.export(buf, format="wav", codec="pcm_mulaw",
                    parameters=["-ac", "1", "-ar", "8000", *exact])
     return buf.getvalue()
+
+
+def render(message: AudioSegment, chime: AudioSegment | None, repeat: int,
+           fmt: str) -> tuple[bytes, float]:
+    """Master, assemble and encode a bulletin; returns the file bytes and the duration (s).
+
+    The message is mastered once, before it is repeated, for the loudness of the whole bulletin;
+    the chime is set ``CHIME_LU`` under the target, so the balance does not depend on how loud
+    the TTS or the recording came out.
+
+    Encoders move levels: LAME's CBR mode comes out ~0.45 dB quieter, and lossy coding and
+    resampling overshoot peaks by up to about a dB. The per-format trim pre-compensates the
+    typical case; then what a player will actually decode is measured, and if it misses the
+    target by more than ``LOUDNESS_TOLERANCE_LU`` or peaks above ``MAX_PEAK_DBFS`` the message
+    is mastered once more with the measured error taken out.
+    """
+    _check_fmt(fmt)
+    loud_trim, ceiling = _FORMAT_TRIM[fmt]
+    target = TARGET_LUFS + loud_trim
+    has_chime = chime is not None and len(chime) > 0
+    for attempt in range(1, _ATTEMPTS + 1):
+        bell = None
+        if chime is not None and has_chime:
+            bell = from_samples(limit(samples(level(chime, target + CHIME_LU)), SAMPLE_RATE,
+                                      ceiling))
+        bulletin = assemble(master(message, target, ceiling, bell=bell, repeat=repeat), bell,
+                            repeat)
+        data = export(bulletin, fmt)
+        if fmt == "wav":  # lossless: what we mastered is what plays
+            break
+        decoded = samples(decode(data))
+        loudness, peak = integrated_loudness(decoded, SAMPLE_RATE), true_peak_db(decoded)
+        if abs(loudness - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU and peak <= MAX_PEAK_DBFS - 0.1:
+            break
+        log.info("%s came out at %.2f LUFS, peak %.2f dBFS (attempt %d); re-mastering",
+                 fmt, loudness, peak, attempt)
+        if attempt == _ATTEMPTS:
+            log.warning("%s bulletin still off target after %d attempts: %.2f LUFS, %.2f dBFS",
+                        fmt, attempt, loudness, peak)
+        target += TARGET_LUFS - loudness
+        ceiling -= max(0.0, peak - (MAX_PEAK_DBFS - 0.2))
+    return data, bulletin.frame_count() / bulletin.frame_rate
+
+
+def _check_fmt(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"不支持的音频格式 / unsupported audio format {fmt!r}; "
+                         f"use one of {sorted(FORMATS)}")

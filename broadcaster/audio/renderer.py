@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from pathlib import Path
 
 from pydub import AudioSegment
@@ -12,7 +14,9 @@ from broadcaster.audio import compose
 from broadcaster.audio import tts as tts_engines
 from broadcaster.audio.cache import AudioCache, Bulletin, file_sha256, render_key
 
-__all__ = ["Renderer", "MAX_REPEAT", "MAX_TEXT_CHARS", "MAX_UPLOAD_DECODE_S"]
+__all__ = ["MAX_REPEAT", "MAX_TEXT_CHARS", "MAX_UPLOAD_DECODE_S", "Renderer"]
+
+log = logging.getLogger(__name__)
 
 MAX_REPEAT = 10
 MAX_TEXT_CHARS = 2000  # several minutes of speech; more is a mistake, not a bulletin
@@ -24,8 +28,10 @@ MAX_UPLOAD_DECODE_S = 600.0
 class Renderer:
     """Renders bulletins and keeps them in a content-addressed cache. Thread-safe.
 
-    >>> r = Renderer(Path("var/audio"), Path("audio/chime.wav"), Path("audio/clips"))  # doctest: +SKIP
-    >>> r.render("各位村民请注意：今晚一氧化碳中毒气象条件4级。").path  # doctest: +SKIP
+    Example (paths as in the shipped configuration)::
+
+        r = Renderer(Path("var/audio"), Path("audio/chime.wav"), Path("audio/clips"))
+        b = r.render("各位村民请注意：今晚一氧化碳中毒气象条件4级。")  # b.path, b.sha256
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class Renderer:
             raise ValueError(f"找不到提示音文件 / chime file not found: {self.chime}")
         self.clips_dir = Path(clips_dir) if clips_dir is not None else None
         self.engine = tts_engines.create_engine(tts, voice=voice, command=command, rate=rate)
+        compose.ffmpeg()  # locate the bundled ffmpeg now: a broken install fails at start-up
         self.tts_name = tts
         self.repeat = _check_repeat(repeat)
         self._chime_lock = threading.Lock()
@@ -116,10 +123,13 @@ class Renderer:
     # --- internals -----------------------------------------------------------------------
 
     def _finish(self, key: str, message: AudioSegment, repeat: int, fmt: str) -> Bulletin:
-        bulletin = compose.master(compose.assemble(message, self._chime_segment(), repeat))
-        data = compose.export(bulletin, fmt)
-        duration = bulletin.frame_count() / bulletin.frame_rate
-        return self.cache.store(key, data, fmt=fmt, ext=compose.FORMATS[fmt], duration_s=duration)
+        started = time.perf_counter()
+        data, duration = compose.render(message, self._chime_segment(), repeat, fmt)
+        bulletin = self.cache.store(key, data, fmt=fmt, ext=compose.FORMATS[fmt],
+                                    duration_s=duration)
+        log.info("rendered %s.%s (%s, %.1f s of audio, repeat %d) in %.2f s", bulletin.sha256,
+                 bulletin.ext, fmt, duration, repeat, time.perf_counter() - started)
+        return bulletin
 
     def _chime_hash(self) -> str | None:
         return file_sha256(self.chime) if self.chime is not None else None
@@ -151,6 +161,4 @@ def _check_repeat(repeat: int) -> int:
 
 
 def _check_fmt(fmt: str) -> None:
-    if fmt not in compose.FORMATS:
-        raise ValueError(f"不支持的音频格式 / unsupported audio format {fmt!r}; "
-                         f"use one of {sorted(compose.FORMATS)}")
+    compose._check_fmt(fmt)

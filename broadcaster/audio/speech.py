@@ -1,10 +1,10 @@
 """Text normalisation for Mandarin speech synthesis (pure functions, no I/O).
 
-TTS engines read Arabic numerals badly or ambiguously: ``20:00`` is not "二十点", ``2026年`` must be
-read digit by digit, ``-5℃`` is "零下五摄氏度" and ``120`` after "拨打" is a phone number ("幺二零"),
-not "一百二十". :func:`normalise_for_speech` rewrites such spans into 汉字 before synthesis, using
-``cn2an`` for the numeral conversion itself, and :func:`split_sentences` cuts the result where the
-composer should put a short pause.
+TTS engines read Arabic numerals badly or ambiguously: ``20:00`` is not "二十点", ``2026年``
+must be read digit by digit, ``-5℃`` is "零下五摄氏度" and ``120`` after "拨打" is a phone number
+("幺二零"), not "一百二十". :func:`normalise_for_speech` rewrites such spans into 汉字 before
+synthesis, using ``cn2an`` for the numeral conversion itself, and :func:`split_sentences` cuts
+the result where the composer should put a short pause.
 
 The rules run in a fixed order, most specific first (ISO dates before ranges, times before plain
 numbers), because each rule consumes the digits it converts and later rules only see what is left.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import cn2an
 
-__all__ = ["normalise_for_speech", "split_sentences", "number_to_hanzi", "digits_to_hanzi"]
+__all__ = ["digits_to_hanzi", "normalise_for_speech", "number_to_hanzi", "split_sentences"]
 
 # Full-width forms that operators type with a Chinese IME; the rules below match ASCII only.
 _FULLWIDTH = str.maketrans(
@@ -25,7 +25,7 @@ _FULLWIDTH = str.maketrans(
      "﹣": "-", "−": "-", "＋": "+", "／": "/", "∶": ":"}
 )
 _ROMAN_LEVEL = {"Ⅰ": "一", "Ⅱ": "二", "Ⅲ": "三", "Ⅳ": "四", "Ⅴ": "五", "Ⅵ": "六"}
-_DIGIT = dict(zip("0123456789", "零一二三四五六七八九"))
+_DIGIT = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 _NUM = r"\d+(?:\.\d+)?"
 _RANGE_SEP = r"\s*[~—–\-至到]\s*"
 # Measure words after which 2 is read 两 ("两个", "两户"), as people say it.
@@ -49,13 +49,13 @@ SYMBOLS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def number_to_hanzi(number: str) -> str:
-    """Read a non-negative decimal as a quantity: ``"28"`` → ``"二十八"``, ``"3.5"`` → ``"三点五"``."""
+    """Read a non-negative decimal as a quantity: ``"28"`` → "二十八", ``"3.5"`` → "三点五"."""
     number = number.lstrip("+")
     if "." in number:
         whole, frac = number.split(".", 1)
         # cn2an pads/rounds some fractions, so the digits after the point are read one by one.
-        return cn2an.an2cn(whole or "0", "low") + "点" + digits_to_hanzi(frac)
-    return cn2an.an2cn(str(int(number)), "low")
+        return str(cn2an.an2cn(whole or "0", "low")) + "点" + digits_to_hanzi(frac)
+    return str(cn2an.an2cn(str(int(number)), "low"))
 
 
 def digits_to_hanzi(digits: str, *, yao: bool = False) -> str:
@@ -137,7 +137,8 @@ RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] 
      _temperature),
     (re.compile(rf"(?<![\d.])(-?{_NUM})\s*%"), _percent),
     (re.compile(rf"(?<![\d.])({_NUM})\s*[~—–\-至]\s*({_NUM})(?![\d.])"), _range),
-    (re.compile(rf"(?<![\dA-Za-z.])-({_NUM})(?=\s*度)"), lambda m: "零下" + number_to_hanzi(m.group(1))),
+    (re.compile(rf"(?<![\dA-Za-z.])-({_NUM})(?=\s*度)"),
+     lambda m: "零下" + number_to_hanzi(m.group(1))),
     (re.compile(rf"(?<![\dA-Za-z.])-({_NUM})"), lambda m: "负" + number_to_hanzi(m.group(1))),
     (re.compile(rf"({_NUM})"), _plain_number),
 )
@@ -158,7 +159,8 @@ def normalise_for_speech(text: str) -> str:
 
 
 # A sentence ends at Chinese or ASCII terminal punctuation, a colon (the "请注意：" before the
-# message proper deserves a breath), or a line break. ASCII '.' only counts when not inside a number.
+# message proper deserves a breath), or a line break. ASCII '.' and ':' only count when not inside
+# a number or a time.
 _SENTENCE_END = re.compile(r"(?:[。！？!?；;：…\n]|:(?!\d)|\.(?!\d))+")
 _ONLY_PUNCT = re.compile(r"^[\s，,、。！？!?；;：:…\.\-—\"'“”‘’（）()]*$")
 

@@ -28,8 +28,15 @@ from broadcaster.audio import compose
 from broadcaster.audio.speech import normalise_for_speech, split_sentences
 from broadcaster.errors import BroadcasterError
 
-__all__ = ["Engine", "ENGINES", "register", "create_engine", "speak", "EspeakEngine",
-           "CommandEngine"]
+__all__ = [
+    "ENGINES",
+    "CommandEngine",
+    "Engine",
+    "EspeakEngine",
+    "create_engine",
+    "register",
+    "speak",
+]
 
 
 class Engine(Protocol):
@@ -213,7 +220,9 @@ class CommandEngine:
                 proc = subprocess.run(argv, input=text.encode("utf-8"), capture_output=True,
                                       timeout=self.timeout_s, check=False)
             except FileNotFoundError:
-                raise BroadcasterError(f"找不到语音合成程序 / TTS program not found: {what}") from None
+                raise BroadcasterError(
+                    f"找不到语音合成程序 / TTS program not found: {what}"
+                ) from None
             except subprocess.TimeoutExpired:
                 raise BroadcasterError(
                     f"语音合成超时 / TTS program {what} timed out after {self.timeout_s:g} s"
@@ -233,5 +242,6 @@ class CommandEngine:
                 return compose.load(out)
             except ValueError as exc:
                 raise BroadcasterError(
-                    f"语音合成程序输出的不是音频 / TTS program {what} wrote no readable audio: {exc}"
+                    f"语音合成程序输出的不是音频 / TTS program {what} wrote no readable "
+                    f"audio: {exc}"
                 ) from exc
