@@ -114,3 +114,11 @@ def test_simulate(confdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--level", "5", "--date", "2026-12-01", "-c", str(confdir / "broadcaster.yaml")]) == 0
     out = capsys.readouterr().out
     assert "短信 6 条" in out and "喇叭播放 3 次" in out and "12-01 19:30" in out
+
+
+def test_source_season_limits_a_source(confdir: Path) -> None:
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d["feed"].update(season={"start": "12-01", "end": "02-28"}))
+    r = poll(confdir, FakeClock(local(2026, 11, 28, 16, 30)), dry_run=True)
+    assert r.level is None and r.result.ok and "季节" in (r.result.outcomes[0].note or "")
+    r = poll(confdir, FakeClock(local(2026, 12, 5, 16, 30)), dry_run=True)
+    assert r.level == 4

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from broadcaster.errors import FeedError
-from broadcaster.timeutil import Clock, Night
+from broadcaster.timeutil import Clock, Night, in_season
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,26 @@ class SourceConfig(BaseModel):
     region: str | None = None  # expected region; defaults to the town
     level_map: dict[int, int] | None = None  # the source's own scale -> ours (1..5)
     season: dict[str, str] | None = Field(default=None, description="{start: MM-DD, end: MM-DD}")
+
+    @field_validator("season")
+    @classmethod
+    def _season(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return v
+        if set(v) != {"start", "end"}:
+            raise ValueError("give {start: MM-DD, end: MM-DD}")
+        for k, d in v.items():
+            try:
+                datetime.strptime(f"2000-{d}", "%Y-%m-%d")
+            except (TypeError, ValueError):
+                raise ValueError(f"{k}: {d!r} is not a date as MM-DD") from None
+        return v
+
+    def in_season(self, night: Night) -> bool:
+        if not self.season:
+            return True
+        s, e = self.season["start"], self.season["end"]
+        return in_season(night.date, (int(s[:2]), int(s[3:])), (int(e[:2]), int(e[3:])))
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,8 @@ class Source(ABC):
 
     def tonight(self, night: Night) -> SourceOutcome:
         """Fetch, map and check; return tonight's outcome. Never raises for feed problems."""
+        if not self.config.in_season(night):
+            return SourceOutcome(self.name, note="不在本数据源的季节内（out of this source's season）")
         try:
             readings = self.fetch(night)
         except FeedError as exc:
