@@ -22,7 +22,8 @@ def serve(cfg: Config) -> int:
     http = cfg.settings.http
     server = uvicorn.Server(uvicorn.Config(create_app(svc, sched),
                                            host=http.host, port=http.port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+                                           access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=5))
     log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
 

@@ -87,6 +87,7 @@ class Service:
         self.speakers: dict[str, SpeakerChannel] = {
             sid: types[sc.type](sc, ctx) for sid, (_v, sc) in cfg.speakers.items()
         }
+        self._bind_speakers()
         self.sms = build_provider(cfg)
         callback = None
         if s.sms.provider == "twilio" and s.sms.twilio and s.sms.twilio.status_callback:
@@ -106,6 +107,23 @@ class Service:
             rate_per_s=s.sms.rate_per_s,
             concurrency=s.sms.concurrency,
         )
+
+    def _bind_speakers(self) -> None:
+        """Give push endpoints that confirm later (mqtt) the ledger callback and URL signer."""
+        from broadcaster.web.agent_api import signed_audio_url, url_key
+
+        binders = [ch for ch in self.speakers.values() if hasattr(ch, "bind")]
+        if not binders:
+            return
+        key, base = url_key(self.cfg.data_dir), self.cfg.settings.http.public_url
+        for ch in binders:
+            ch.bind(confirm=self.confirm_play, sign=lambda name, exp: signed_audio_url(base, key, name, exp))
+
+    def confirm_play(self, delivery_id: int, speaker_id: str, ok: bool, error: str | None = None) -> bool:
+        """An endpoint confirmed (or refused) a play; False while the send itself is still being recorded."""
+        state = self.ledger.report_play(delivery_id, speaker_id, "played" if ok else "failed", self.now(),
+                                        error=error, from_states=("pending", "sent"))
+        return state != "sending"
 
     def close(self) -> None:
         self.dispatcher.stop()

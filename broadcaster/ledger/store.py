@@ -224,6 +224,36 @@ class Ledger:
         with self.reader() as s:
             return s.scalar(q) or 0
 
+    def report_play(self, delivery_id: int, speaker_id: str, status: str, now: datetime,
+                    played_at: datetime | None = None, error: str | None = None,
+                    from_states: tuple[str, ...] = ("pending", "sending", "sent")) -> str | None:
+        """Record what an endpoint reports for one play (``played``, ``failed`` or ``expired``).
+
+        Only moves forward from ``from_states``; a repeated report changes nothing (idempotent).
+        A server-side expiry of a pulled play is corrected by an on-time ``played`` report,
+        because the agent may only have been unable to reach us. Returns the delivery's state
+        afterwards, or None when ``speaker_id`` has no such delivery.
+        """
+        with self.session() as s:
+            q = select(Delivery).where(Delivery.id == delivery_id, Delivery.channel == "speaker",
+                                       Delivery.target == speaker_id)
+            if not self.is_sqlite:
+                q = q.with_for_update()
+            d = s.scalars(q).first()
+            if d is None:
+                return None
+            late_fix = (status == "played" and d.state == "expired" and d.due_at is None
+                        and played_at is not None and played_at <= d.expires_at)
+            if d.state in from_states or late_fix:
+                d.state = status
+                d.updated_at = now
+                if status == "played":
+                    d.played_at = played_at or now
+                    d.last_error = None
+                else:
+                    d.last_error = error or d.last_error
+            return d.state
+
     # ------------------------------------------------------------------- audit
 
     def audit(self, at: datetime, actor: str, action: str, object_type: str | None = None,

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.service import Service
-
-_SHA = re.compile(r"^[0-9a-f]{64}$")
-_MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 
 
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
@@ -32,15 +28,7 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/audio/{name}", tags=["audio"])
-    def audio(name: str) -> FileResponse:
-        sha, _, ext = name.partition(".")
-        if not _SHA.match(sha) or ext not in _MEDIA:
-            raise HTTPException(404, "no such audio")
-        path = svc.audio_file(sha, ext)
-        if path is None:
-            raise HTTPException(404, "no such audio")
-        return FileResponse(path, media_type=_MEDIA[ext])
+    # GET /api/v1/audio/{sha256}.{ext} (with its auth) lives in agent_api.
 
     # Routers, each in its own module: agent endpoints, JSON API, receipts, console.
     for name in ROUTERS:

@@ -1,0 +1,260 @@
+"""The village agent end to end over real sockets, plus its offline and expiry rules (DESIGN A7).
+
+``broadcaster run`` and two ``broadcaster agent`` processes; plays are put in the ledger with
+``play_at`` a few seconds ahead (the rules' own timing is covered by test_poll/test_rules), and a
+fake player records when it was called and the sha256 of what it was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from broadcaster.agent import Agent
+from broadcaster.alerts import play_rows, timing_for_night
+from broadcaster.config import load_config
+from broadcaster.ledger import Alert, Delivery
+from broadcaster.rules import PlayPlan
+from broadcaster.service import Service
+from broadcaster.timeutil import FakeClock, tonight
+from tests.conftest import edit_yaml
+from tests.test_agent_api import TOKEN_A, TOKEN_B, agent_directory
+
+BIN = str(Path(sys.executable).with_name("broadcaster"))
+FAKE_PLAYER = '''import hashlib, json, sys, time
+log, path = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+with open(log, "a") as fh:
+    fh.write(json.dumps({"t": time.time(), "sha256": hashlib.sha256(data).hexdigest()}) + "\\n")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plays(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def wait_for(pred, timeout: float, step: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Stack:
+    """The service and agents as subprocesses; every process is ended by ``close``."""
+
+    def __init__(self, tmp: Path, confdir: Path, port: int) -> None:
+        self.tmp, self.confdir, self.port = tmp, confdir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "DONGCUN_AGENT_TOKEN": TOKEN_A, "XICUN_AGENT_TOKEN": TOKEN_B, "PYTHONUNBUFFERED": "1"}
+        self.server: subprocess.Popen[bytes] | None = None
+        self.agents: list[subprocess.Popen[bytes]] = []
+        self.player = tmp / "fake_player.py"
+        self.player.write_text(FAKE_PLAYER)
+
+    def start_server(self) -> None:
+        out = open(self.tmp / "server.log", "ab")
+        self.server = subprocess.Popen([BIN, "run", "-c", str(self.confdir / "broadcaster.yaml")],
+                                       env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        ok = wait_for(lambda: self._healthy(), 30, 0.2)
+        assert ok, (self.tmp / "server.log").read_text()[-3000:]
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(15)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+
+    def start_agent(self, name: str, token: str) -> Path:
+        log = self.tmp / f"played-{name}.jsonl"
+        out = open(self.tmp / f"agent-{name}.log", "ab")
+        self.agents.append(subprocess.Popen(
+            [BIN, "agent", "--server", self.url, "--token", token, "--cache", str(self.tmp / f"cache-{name}"),
+             "--wait", "3", "--player", f"{sys.executable} {self.player} {log} {{file}}"],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT))
+        return log
+
+    def close(self) -> None:
+        for p in self.agents:
+            p.terminate()
+        for p in self.agents:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.stop_server()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, confdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, Service]]:
+    agent_directory(confdir, monkeypatch)
+    port = free_port()
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
+        listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
+    # The service's own catch-up poll must not add plays of its own: SMS only.
+    edit_yaml(confdir / "rules.yaml", lambda d: [r.pop("speakers", None) for r in d["rules"]])
+    st = Stack(tmp_path, confdir, port)
+    svc = Service(load_config(confdir / "broadcaster.yaml"))  # the test's own view of the ledger
+    try:
+        yield st, svc
+    finally:
+        st.close()
+        svc.close()
+
+
+def schedule(svc: Service, tag: str, play_at: datetime, speakers: list[str]) -> dict[str, Delivery]:
+    """Put one play per speaker into the ledger, each village with its own text (so its own audio)."""
+    cfg = svc.cfg
+    plans = []
+    for sid in speakers:
+        village, _sc = cfg.speakers[sid]
+        plans.append(PlayPlan(village.id, village.name, sid, "agent", play_at, "test",
+                              f"{village.name}测试广播{tag}。", None, 1))
+    t = timing_for_night(svc.now(), tonight(svc.now(), cfg.tz), 60)
+    t = t.__class__(now=t.now, sms_expires_at=t.sms_expires_at, play_expiry=t.play_expiry, night_end=None)
+    render = lambda text, clip, repeat, fmt: svc.renderer.render(text, clip=clip, repeat=repeat, fmt=fmt)  # noqa: E731
+    rows, _ = play_rows(plans, svc.speakers, "mp3", render, t)
+    alert = Alert(kind="manual", dedupe_key=f"test:{tag}", region=cfg.settings.town, rules=["test"],
+                  status="scheduled", created_at=svc.now(), created_by="test")
+    alert_id, _ = svc.ledger.create_alert(alert, rows)
+    return {d.target: d for d in rows_of(svc, alert_id)}
+
+
+def rows_of(svc: Service, alert_id: int) -> list[Delivery]:
+    with svc.ledger.reader() as s:
+        return list(s.scalars(select(Delivery).where(Delivery.alert_id == alert_id)))
+
+
+def state(svc: Service, d: Delivery) -> Delivery:
+    with svc.ledger.reader() as s:
+        return s.get(Delivery, d.id)
+
+
+def test_agents_play_on_time_isolated_and_through_an_outage(stack) -> None:  # type: ignore[no-untyped-def]
+    st, svc = stack
+    st.start_server()
+    log_a = st.start_agent("a", TOKEN_A)
+    log_b = st.start_agent("b", TOKEN_B)
+    play_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=6)
+    rows = schedule(svc, "1", play_at, ["dongcun-room", "xicun-room"])
+
+    for log, sid in ((log_a, "dongcun-room"), (log_b, "xicun-room")):
+        got = wait_for(lambda log=log: plays(log), 15)
+        assert got, (st.tmp / "agent-a.log").read_text()[-2000:]
+        assert abs(got[0]["t"] - play_at.timestamp()) < 2.0
+        assert got[0]["sha256"] == rows[sid].audio_sha256
+        final = wait_for(lambda sid=sid: state(svc, rows[sid]).state == "played" and state(svc, rows[sid]), 10)
+        assert final and final.played_at is not None and abs((final.played_at - play_at).total_seconds()) < 2.0
+    assert len(plays(log_a)) == 1 and len(plays(log_b)) == 1
+
+    # Village A's token reaches nothing of village B's.
+    a = {"Authorization": f"Bearer {TOKEN_A}"}
+    b_row = rows["xicun-room"]
+    assert rows["dongcun-room"].audio_sha256 != b_row.audio_sha256
+    r = requests.get(f"{st.url}/api/v1/audio/{b_row.audio_sha256}.{b_row.audio_ext}", headers=a, timeout=5)
+    assert r.status_code in (403, 404)
+    r = requests.post(f"{st.url}/api/agent/v1/commands/{b_row.id}/result", json={"status": "failed"}, headers=a, timeout=5)
+    assert r.status_code in (403, 404)
+    assert requests.get(f"{st.url}/api/agent/v1/commands?wait=0", headers=a, timeout=5).json() == []
+
+    # Outage: A has the command and audio cached; the server dies before play_at and comes back after.
+    play_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=7)
+    row = schedule(svc, "2", play_at, ["dongcun-room"])["dongcun-room"]
+    cached = st.tmp / "cache-a" / "audio" / f"{row.audio_sha256}.mp3"
+    assert wait_for(cached.exists, 6), "agent did not cache the audio"
+    st.stop_server()
+    assert datetime.now(timezone.utc) < play_at, "server took too long to stop"
+    got = wait_for(lambda: len(plays(log_a)) >= 2 and plays(log_a), 12)
+    assert got and abs(got[1]["t"] - play_at.timestamp()) < 2.0 and got[1]["sha256"] == row.audio_sha256
+    # The result waits on the agent's disk (written just after the player returns).
+    assert wait_for(lambda: list((st.tmp / "cache-a" / "results").glob("*.json")), 3)
+    assert state(svc, row).state == "pending"
+    st.start_server()
+    final = wait_for(lambda: state(svc, row).state == "played" and state(svc, row), 15)
+    assert final and abs((final.played_at - play_at).total_seconds()) < 2.0
+    assert len(plays(log_a)) == 2  # played once, never again
+
+
+# ---------------------------------------------------------------- unit: clock and player injected
+
+DEAD = "http://127.0.0.1:9"  # discard port: nothing answers
+
+
+def command(cid: int, play_at: datetime, expires_at: datetime, sha: str) -> dict[str, Any]:
+    return {"id": cid, "audio_url": f"{DEAD}/api/v1/audio/{sha}.mp3", "sha256": sha,
+            "play_at": play_at.isoformat(), "expires_at": expires_at.isoformat(), "repeat": 2, "text": "测试"}
+
+
+def test_agent_never_plays_after_expiry_and_queues_results_offline(tmp_path: Path) -> None:
+    t0 = datetime(2026, 11, 28, 11, 30, tzinfo=timezone.utc)
+    clock = FakeClock(t0)
+    calls: list[tuple[datetime, Path]] = []
+    audio = b"ID3fake-mp3-bytes"
+    sha = hashlib.sha256(audio).hexdigest()
+    agent = Agent(DEAD, "tok", tmp_path, lambda p: calls.append((clock.now(), p)), clock=clock, wait=0)
+    (tmp_path / "audio" / f"{sha}.mp3").write_bytes(audio)  # downloaded before the outage
+    agent.merge([command(1, t0 + timedelta(minutes=5), t0 + timedelta(minutes=65), sha),
+                 command(2, t0 - timedelta(hours=2), t0 - timedelta(hours=1), sha)])
+    # Already past expiry: reported expired, never played.
+    assert agent.tick() == 1 and calls == []
+    assert json.loads((tmp_path / "results" / "2.json").read_text())["status"] == "expired"
+    clock.set(t0 + timedelta(minutes=4, seconds=59))
+    assert agent.tick() == 0 and calls == []
+    clock.set(t0 + timedelta(minutes=5))
+    assert agent.tick() == 1 and len(calls) == 2  # repeat 2, from the cache, server unreachable
+    res = json.loads((tmp_path / "results" / "1.json").read_text())
+    assert res["status"] == "played" and res["played_at"] == (t0 + timedelta(minutes=5)).isoformat()
+    assert agent.flush_results() >= 1 and len(list((tmp_path / "results").glob("*.json"))) == 2
+    # A restarted agent remembers what it did: nothing plays twice.
+    again = Agent(DEAD, "tok", tmp_path, lambda p: calls.append((clock.now(), p)), clock=clock, wait=0)
+    again.merge([command(1, t0 + timedelta(minutes=5), t0 + timedelta(minutes=65), sha)])
+    assert again.tick() == 0 and len(calls) == 2
+
+
+def test_agent_reports_a_player_failure(tmp_path: Path) -> None:
+    t0 = datetime(2026, 11, 28, 11, 30, tzinfo=timezone.utc)
+    clock = FakeClock(t0)
+
+    def broken(_p: Path) -> None:
+        raise RuntimeError("player exited 1: no sound card")
+
+    agent = Agent(DEAD, "tok", tmp_path, broken, clock=clock, wait=0)
+    (tmp_path / "audio" / f"{'a' * 64}.mp3").write_bytes(b"x")
+    agent.merge([command(7, t0, t0 + timedelta(hours=1), "a" * 64)])
+    assert agent.tick() == 1
+    res = json.loads((tmp_path / "results" / "7.json").read_text())
+    assert res["status"] == "failed" and "no sound card" in res["error"]
