@@ -1,0 +1,341 @@
+"""Manual broadcasts (DESIGN flow 2): create, approve, cancel, read. Used by the API, CLI and console.
+
+A broadcast is an ``Alert(kind="manual")``. Lifecycle::
+
+    pending_approval -> scheduled -> dispatching -> done        (or cancelled at any point)
+
+Only ``pending_approval``, ``scheduled`` and ``cancelled`` are stored; ``dispatching`` and
+``done`` are computed on read from the deliveries, so the dispatcher never has to know about
+broadcasts. Deliveries are created when the broadcast is released (on approval, or at creation
+when ``http.require_approval`` is off); every delivery is due at ``at`` (or now), so a cancel
+before ``at`` reaches every SMS and every loudspeaker and nothing goes out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from broadcaster.audio import Bulletin
+from broadcaster.errors import BroadcasterError, Forbidden, InputError, NotFound
+from broadcaster.ledger import Alert, Delivery
+from broadcaster.ledger.models import OPEN
+from broadcaster.rules import quiet
+from broadcaster.service import Service
+from broadcaster.timeutil import tonight
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 500
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_S = 300.0
+# The chime and loudness trimming add a few seconds to the recording itself.
+_CHIME_SLACK_S = 15.0
+MAX_AHEAD = timedelta(days=30)
+SMS_VALID = timedelta(hours=6)  # an SMS not sent this long after ``at`` is stale
+UPLOAD_EXTS = ("mp3", "wav")
+
+
+class Conflict(BroadcasterError):
+    """The broadcast is not in a state that allows this (e.g. approving a cancelled one)."""
+
+
+@dataclass
+class BroadcastRequest:
+    """What an operator submits. ``villages`` is a list of ids or ``"all"``."""
+
+    text: str
+    villages: list[str] | str = field(default_factory=list)
+    sms_groups: list[str] = field(default_factory=list)
+    at: datetime | str | None = None
+    repeat: int | None = None
+    upload: bytes | None = None  # an MP3/WAV recording that replaces the spoken text
+
+
+class Broadcasts:
+    """The manual-broadcast service layer on top of one :class:`Service`."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+
+    # --------------------------------------------------------------- validation
+
+    def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
+        cfg, now = self.svc.cfg, self.svc.now()
+        text = (req.text or "").strip() if isinstance(req.text, str) else ""
+        if not text:
+            raise InputError("text", "广播内容不能为空 / text is empty")
+        if len(text) > MAX_TEXT:
+            raise InputError("text", f"广播内容最多 {MAX_TEXT} 字 / text is longer than {MAX_TEXT} characters")
+        known = cfg.villages
+        if req.villages == "all":
+            villages = list(known)
+        elif isinstance(req.villages, list) and all(isinstance(v, str) for v in req.villages):
+            villages = list(dict.fromkeys(req.villages))
+            bad = [v for v in villages if v not in known]
+            if bad:
+                raise InputError("villages", f"未知的村 / unknown village: {', '.join(bad)}")
+        else:
+            raise InputError("villages", '应为村编号列表或 "all" / must be a list of village ids or "all"')
+        groups = list(dict.fromkeys(req.sms_groups or []))
+        bad = [g for g in groups if not isinstance(g, str) or g not in cfg.directory.groups]
+        if bad:
+            raise InputError("sms_groups", f"未知的短信分组 / unknown SMS group: {', '.join(map(str, bad))}")
+        if not villages and not groups:
+            raise InputError("villages", "请至少选择一个村或一个短信分组 / choose at least one village or SMS group")
+        at = self._parse_at(req.at, now)
+        repeat = self.svc.cfg.settings.audio.repeat if req.repeat is None else req.repeat
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 10:
+            raise InputError("repeat", "重复次数应为 1 到 10 / repeat must be 1-10")
+        if villages and quiet(cfg, at or now, 0):
+            raise InputError("at", "该时间处于静默时段，喇叭不能播放 / the time falls in quiet hours")
+        return text, villages, groups, at, repeat
+
+    def _parse_at(self, value: datetime | str | None, now: datetime) -> datetime | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise InputError("at", "时间格式应为 ISO 8601 / at must be an ISO 8601 time") from None
+        if value.tzinfo is None:  # a local wall-clock time, as an operator means it
+            value = value.replace(tzinfo=self.svc.cfg.tz)
+        if value < now - timedelta(seconds=60):
+            raise InputError("at", "发送时间已过 / at is in the past")
+        if value > now + MAX_AHEAD:
+            raise InputError("at", "发送时间不能超过 30 天后 / at is more than 30 days ahead")
+        return value if value > now else None
+
+    # ------------------------------------------------------------------- audio
+
+    def _upload_dir(self) -> Path:
+        return self.svc.cfg.data_dir / "uploads"
+
+    def _check_upload(self, data: bytes) -> str:
+        """Decode the recording once (rejecting non-audio and over-long ones); keep the original."""
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise InputError("audio", "录音文件不能超过 10 MB / the recording is larger than 10 MB")
+        from broadcaster.audio import compose
+
+        try:
+            # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
+            if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
+                raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
+            b = self.svc.renderer.render_upload(data, fmt=self.svc.cfg.settings.audio.format, repeat=1)
+        except ValueError as exc:
+            raise InputError("audio", f"无法识别的录音 / not a playable recording: {exc}") from None
+        if b.duration_s > MAX_UPLOAD_S + _CHIME_SLACK_S:
+            raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
+        digest = hashlib.sha256(data).hexdigest()
+        d = self._upload_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        (d / digest).write_bytes(data)
+        return digest
+
+    def bulletin(self, a: Alert, fmt: str) -> Bulletin:
+        """The broadcast's audio in ``fmt``: the uploaded recording or the spoken text."""
+        upload = _note(a).get("upload")
+        if upload:
+            data = (self._upload_dir() / upload).read_bytes()
+            return self.svc.renderer.render_upload(data, fmt=fmt, repeat=a.repeat or 1)
+        return self.svc.renderer.render(a.speaker_text, repeat=a.repeat, fmt=fmt)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def create(self, req: BroadcastRequest, author: str) -> dict[str, Any]:
+        """Validate, render the bulletin once, store; release it now unless approval is required."""
+        text, villages, groups, at, repeat = self._validate(req)
+        now = self.svc.now()
+        note: dict[str, Any] = {}
+        if req.upload is not None:
+            note["upload"] = self._check_upload(req.upload)
+        a = Alert(
+            kind="manual", dedupe_key=f"manual:{uuid.uuid4().hex}", region=self.svc.cfg.settings.town,
+            night=tonight(at or now, self.svc.cfg.tz).date, level=None, rules=[], status="pending_approval",
+            sms_text=text if groups else None, speaker_text=text, repeat=repeat, villages=villages,
+            sms_groups=groups, at=at, created_at=now, created_by=author, note=json.dumps(note) if note else None,
+        )
+        sha = self.bulletin(a, self.svc.cfg.settings.audio.format).sha256 if villages else None
+        a.audio_sha256 = sha
+        alert_id, _ = self.svc.ledger.create_alert(a, [])
+        self.svc.ledger.audit(now, author, "broadcast.create", "alert", alert_id, {
+            "text": text, "audio_sha256": sha, "upload_sha256": note.get("upload"), "villages": villages,
+            "sms_groups": groups, "at": at.isoformat() if at else None, "repeat": repeat})
+        log.info("broadcast %d created by %s: %d villages, %d SMS groups", alert_id, author, len(villages), len(groups))
+        if not self.svc.cfg.settings.http.require_approval:
+            self._release(alert_id, author, now)
+        return {"id": alert_id, "status": self.status_of(alert_id)}
+
+    def approve(self, alert_id: int, approver: str) -> dict[str, Any]:
+        """Approve (never by the author) and release: deliveries are created, due at ``at``."""
+        a = self._get(alert_id)
+        now = self.svc.now()
+        if a.created_by == approver:
+            self.svc.ledger.audit(now, approver, "broadcast.approve_denied", "alert", alert_id,
+                                  {"reason": "author cannot approve own broadcast"})
+            raise Forbidden("作者不能审批自己的广播 / the author cannot approve their own broadcast")
+        if a.status != "pending_approval":
+            raise Conflict(f"广播状态为 {a.status}，无法审批 / broadcast is {a.status}, not pending approval")
+        self._release(alert_id, approver, now)
+        return {"id": alert_id, "status": self.status_of(alert_id)}
+
+    def _release(self, alert_id: int, by: str, now: datetime) -> None:
+        a = self._get(alert_id)
+        rows, held = self._rows(a, now)
+        with self.svc.ledger.session() as s:
+            # Guarded update: two approvers at once release the broadcast only once.
+            n = s.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "pending_approval").values(
+                status="scheduled", approved_by=by, approved_at=now,
+                note=json.dumps({**_note(a), "held": held}) if held or a.note else None)).rowcount
+            if n != 1:
+                raise Conflict("广播已被处理 / broadcast was already released or cancelled")
+            if rows:
+                s.execute(insert(Delivery), [{**r, "alert_id": alert_id} for r in rows])
+        self.svc.ledger.audit(now, by, "broadcast.approve", "alert", alert_id, {
+            "text": a.speaker_text, "audio_sha256": a.audio_sha256, "sms": sum(r["channel"] == "sms" for r in rows),
+            "plays": sum(r["channel"] == "speaker" for r in rows), "held": held,
+            "at": a.at.isoformat() if a.at else None})
+        log.info("broadcast %d released by %s: %d deliveries, %d held", alert_id, by, len(rows), len(held))
+        self.svc.dispatcher.wake()
+
+    def _rows(self, a: Alert, now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+        """Delivery rows: one SMS per reachable contact of the groups, one play per endpoint."""
+        cfg, when = self.svc.cfg, max(a.at or now, now)
+        rows: list[dict[str, Any]] = []
+        held: list[str] = []
+        unreachable = self.svc.unreachable()
+        groups, seen = set(a.sms_groups or []), set()
+        for c in cfg.directory.contacts:
+            if c.phone in seen or not groups.intersection(c.groups):
+                continue
+            seen.add(c.phone)
+            if c.phone in unreachable:
+                held.append(f"SMS {c.name}: {unreachable[c.phone]}")
+                continue
+            rows.append({"channel": "sms", "kind": self.svc.sms.type, "target": c.phone, "slot": "",
+                         "contact_name": c.name, "village_id": c.village, "body": a.sms_text, "due_at": when,
+                         "expires_at": when + SMS_VALID, "state": "pending", "attempts": 0,
+                         "possible_duplicate": False, "updated_at": now})
+        expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)
+        for vid in a.villages or []:
+            for sc in cfg.speakers_of(vid):
+                channel = self.svc.speakers[sc.id]
+                b = self.bulletin(a, channel.config.format or cfg.settings.audio.format)
+                rows.append({"channel": "speaker", "kind": channel.type, "target": sc.id, "slot": when.isoformat(),
+                             "village_id": vid, "audio_sha256": b.sha256, "audio_ext": b.ext, "repeat": 1,
+                             "play_at": when,
+                             # Pushed at ``at``, not before, so that a cancel reaches every endpoint.
+                             "due_at": None if channel.mode == "pull" else when,
+                             "expires_at": when + expiry, "state": "pending", "attempts": 0,
+                             "possible_duplicate": False, "updated_at": now})
+        return rows, held
+
+    def cancel(self, alert_id: int, actor: str) -> dict[str, Any]:
+        """Cancel every delivery that has not gone out; what is already sent stays sent."""
+        a = self._get(alert_id)
+        now = self.svc.now()
+        if a.status == "cancelled":
+            return {"id": alert_id, "status": "cancelled", "cancelled": 0}
+        if self.status_of(alert_id) == "done":
+            raise Conflict("广播已全部发出，无法取消 / broadcast is done; nothing left to cancel")
+        with self.svc.ledger.session() as s:
+            n = s.execute(update(Delivery).where(Delivery.alert_id == alert_id, Delivery.state == "pending").values(
+                state="cancelled", last_error=f"cancelled by {actor}", updated_at=now)).rowcount or 0
+            s.execute(update(Alert).where(Alert.id == alert_id).values(status="cancelled", cancelled_by=actor))
+        self.svc.ledger.audit(now, actor, "broadcast.cancel", "alert", alert_id,
+                              {"cancelled_deliveries": n, "text": a.speaker_text, "audio_sha256": a.audio_sha256})
+        log.info("broadcast %d cancelled by %s: %d pending deliveries cancelled", alert_id, actor, n)
+        return {"id": alert_id, "status": "cancelled", "cancelled": n}
+
+    # ------------------------------------------------------------------- reads
+
+    def _get(self, alert_id: int) -> Alert:
+        with self.svc.ledger.reader() as s:
+            a = s.get(Alert, alert_id)
+        if a is None or a.kind != "manual":
+            raise NotFound(f"没有编号为 {alert_id} 的广播 / no broadcast {alert_id}")
+        return a
+
+    def status_of(self, alert_id: int) -> str:
+        with self.svc.ledger.reader() as s:
+            a = s.get(Alert, alert_id)
+        if a is None:
+            raise NotFound(f"no alert {alert_id}")
+        return computed_status(a, self.svc.ledger.counts([alert_id]), self.svc.now())
+
+    def get(self, alert_id: int) -> dict[str, Any]:
+        """``{"id","status","text","deliveries":{"sms":{state:n},"speaker":{state:n}}, ...}``."""
+        a = self._get(alert_id)
+        counts = self.svc.ledger.counts([alert_id])
+        tz = self.svc.cfg.tz
+        return {
+            "id": a.id, "status": computed_status(a, counts, self.svc.now()), "text": a.speaker_text,
+            "deliveries": counts, "villages": a.villages or [], "sms_groups": a.sms_groups or [],
+            "at": a.at.astimezone(tz).isoformat() if a.at else None, "repeat": a.repeat,
+            "audio_sha256": a.audio_sha256, "upload": bool(_note(a).get("upload")),
+            "created_by": a.created_by, "created_at": a.created_at.astimezone(tz).isoformat(),
+            "approved_by": a.approved_by, "cancelled_by": a.cancelled_by, "held": _note(a).get("held", []),
+        }
+
+    def alerts(self, since: datetime) -> list[dict[str, Any]]:
+        """Automatic and manual alerts created since ``since``, with counts and per-village plays."""
+        tz, now = self.svc.cfg.tz, self.svc.now()
+        with self.svc.ledger.reader() as s:
+            alerts = list(s.scalars(select(Alert).where(Alert.created_at >= since).order_by(Alert.id)))
+            ids = [a.id for a in alerts] or [-1]
+            rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, Delivery.village_id)
+                             .where(Delivery.alert_id.in_(ids))).all()
+        counts: dict[int, dict[str, dict[str, int]]] = {}
+        plays: dict[int, dict[str, dict[str, int]]] = {}
+        for aid, channel, state, village in rows:
+            c = counts.setdefault(aid, {"sms": {}, "speaker": {}}).setdefault(channel, {})
+            c[state] = c.get(state, 0) + 1
+            if channel == "speaker":
+                p = plays.setdefault(aid, {}).setdefault(village or "", {})
+                p[state] = p.get(state, 0) + 1
+        out = []
+        for a in alerts:
+            c = counts.get(a.id, {"sms": {}, "speaker": {}})
+            out.append({
+                "id": a.id, "kind": a.kind, "status": computed_status(a, c, now), "level": a.level,
+                "night": a.night.isoformat() if a.night else None, "text": a.speaker_text or a.sms_text,
+                "created_at": a.created_at.astimezone(tz).isoformat(), "created_by": a.created_by,
+                "at": a.at.astimezone(tz).isoformat() if a.at else None, "superseded_by": a.superseded_by,
+                "deliveries": c, "plays": plays.get(a.id, {}),
+            })
+        return out
+
+
+def computed_status(a: Alert, counts: dict[str, dict[str, int]], now: datetime) -> str:
+    """Stored status for pending/cancelled; otherwise scheduled, dispatching or done from deliveries."""
+    if a.status in ("pending_approval", "cancelled"):
+        return a.status
+    states = {st: n for ch in counts.values() for st, n in ch.items()}
+    # "sent" counts as gone out: a receipt may still move it to delivered or failed, but
+    # nothing more will be sent for it.
+    if not any(st in OPEN for st in states):
+        return "done"
+    if a.at is not None and now < a.at and set(states) <= {"pending"}:
+        return "scheduled"
+    return "dispatching"
+
+
+def failed(counts: dict[str, dict[str, int]]) -> int:
+    """How many deliveries ended failed or expired."""
+    return sum(n for ch in counts.values() for st, n in ch.items() if st in ("failed", "expired"))
+
+
+def _note(a: Alert) -> dict[str, Any]:
+    try:
+        return json.loads(a.note) if a.note else {}
+    except ValueError:
+        return {}

@@ -1,0 +1,139 @@
+"""``broadcaster broadcast`` and ``broadcaster token create`` (DESIGN A3).
+
+``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.broadcasts`),
+with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
+rest to the running service; with ``--wait`` it runs a dispatcher and shows progress on stderr
+until every delivery is final.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from broadcaster.errors import InputError
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from broadcaster.cli import _load
+    from broadcaster.service import Service
+
+    return Service(_load(args))
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def cmd_broadcast(args: argparse.Namespace) -> int:
+    """Create a manual broadcast; exit 0 done/queued/awaiting approval, 1 failed, 2 invalid."""
+    from broadcaster.broadcasts import BroadcastRequest, Broadcasts, failed
+
+    if args.all and args.villages:
+        raise InputError("--villages", "--villages 与 --all 只能选一个 / give --villages or --all, not both")
+    svc = _service(args)
+    try:
+        bc = Broadcasts(svc)
+        villages: list[str] | str = "all" if args.all else _csv(args.villages)
+        res = bc.create(BroadcastRequest(args.text, villages, _csv(args.sms_groups), args.at, args.repeat),
+                        f"cli:{getpass.getuser()}")
+        bid = res["id"]
+        if res["status"] == "pending_approval":
+            print(f"广播 {bid} 已提交，等待审批 / broadcast {bid} awaits approval")
+            return EXIT_OK
+        if not args.wait:
+            svc.dispatcher.drain([bid])  # what is due now; a later `at` is the running service's job
+            st = bc.get(bid)
+            print(f"广播 {bid}: {_label(st['status'])} / {st['status']}  {_summary(st['deliveries'])}")
+            return EXIT_FAIL if failed(st["deliveries"]) else EXIT_OK
+        st = _wait(svc, bc, bid)
+        print(f"广播 {bid}: {_label(st['status'])} / {st['status']}  {_summary(st['deliveries'])}")
+        return EXIT_FAIL if failed(st["deliveries"]) else EXIT_OK
+    finally:
+        svc.close()
+
+
+def _wait(svc: Any, bc: Any, bid: int, poll_s: float = 0.5) -> dict[str, Any]:
+    """Run the dispatcher and draw a progress bar until the broadcast is done or cancelled."""
+    svc.dispatcher.start()
+    while True:
+        st = bc.get(bid)
+        counts = st["deliveries"]
+        total = sum(n for ch in counts.values() for n in ch.values())
+        open_ = sum(n for ch in counts.values() for s, n in ch.items() if s in ("pending", "sending"))
+        done = total - open_
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {_summary(counts)}   ")
+        sys.stderr.flush()
+        if st["status"] in ("done", "cancelled"):
+            sys.stderr.write("\n")
+            return st
+        time.sleep(poll_s)
+
+
+def _summary(counts: dict[str, dict[str, int]]) -> str:
+    parts = []
+    for channel, label in (("sms", "短信"), ("speaker", "喇叭")):
+        c = counts.get(channel) or {}
+        if c:
+            parts.append(f"{label} " + ", ".join(f"{s} {n}" for s, n in sorted(c.items())))
+    return "; ".join(parts) or "无投递"
+
+
+def _label(status: str) -> str:
+    return {"pending_approval": "等待审批", "scheduled": "已排期", "dispatching": "发送中",
+            "done": "已完成", "cancelled": "已取消"}.get(status, status)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Create an API token: print it once, alone on the last line; store only its hash."""
+    from broadcaster.web.auth import AGENT, ROLES, create_token, hash_token
+
+    if args.role not in ROLES and args.role != AGENT:
+        raise InputError("--role", "应为 operator、approver、admin 或 agent / unknown role")
+    if args.role == AGENT and not args.speaker:
+        raise InputError("--speaker", "agent 令牌需要 --speaker / an agent token needs --speaker ID")
+    if args.role != AGENT and args.speaker:
+        raise InputError("--speaker", "只有 agent 令牌属于喇叭 / only agent tokens belong to a speaker")
+    if not args.name.strip():
+        raise InputError("--name", "名称不能为空 / name is empty")
+    svc = _service(args)
+    try:
+        if args.speaker and args.speaker not in svc.cfg.speakers:
+            raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
+        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker)
+        svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "token.create", "api_token", None,
+                         {"name": args.name, "role": args.role, "speaker": args.speaker})
+    finally:
+        svc.close()
+    print(f"令牌只显示这一次，请妥善保存 / this token is shown once: {args.role} {args.name}")
+    if args.role == AGENT:
+        print(f"# 粘贴到 directory.yaml 中喇叭 {args.speaker} 的配置 / paste into directory.yaml:")
+        print(f"token_sha256: {hash_token(token)}")
+    print(token)
+    return EXIT_OK
+
+
+def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``broadcast`` and ``token`` to the CLI."""
+    sp = add("broadcast", cmd_broadcast, "manual broadcast (subject to approval when on)")
+    sp.add_argument("--text", required=True, help="SMS and spoken text (at most 500 characters)")
+    g = sp.add_argument_group("villages")
+    g.add_argument("--villages", help="comma-separated village ids")
+    g.add_argument("--all", action="store_true", help="every village")
+    sp.add_argument("--sms-groups", help="comma-separated SMS group ids")
+    sp.add_argument("--at", help="ISO 8601 time (default now; local time if no offset)")
+    sp.add_argument("--repeat", type=int, help="times the message is spoken, 1-10")
+    sp.add_argument("--wait", action="store_true", help="show progress until every delivery is final")
+    sp = add("token", cmd_token, "API tokens")
+    sp.add_argument("action", choices=["create"])
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--role", required=True, help="operator | approver | admin | agent")
+    sp.add_argument("--speaker", help="the speaker id of an agent token")

@@ -1,0 +1,202 @@
+"""The JSON API under ``/api/v1`` (DESIGN A6): status, manual broadcasts, alerts, preview.
+
+Manual broadcasts are created either with a JSON body (``POST /api/v1/broadcasts``, the text is
+spoken by TTS) or with a multipart form carrying a recording (``POST /api/v1/broadcasts/upload``:
+fields ``text``, ``villages`` (comma-separated ids or ``all``), ``sms_groups`` (comma-separated),
+``at``, ``repeat`` and the file part ``audio``, MP3 or WAV, at most 10 MB and 5 minutes).
+Errors: 401 without a valid token, 403 for the wrong role or an agent token, 404 unknown id,
+409 wrong state, 422 ``{"detail": {"field", "message"}}`` for invalid input.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts, Conflict
+from broadcaster.errors import BroadcasterError, Forbidden, InputError, NotFound
+from broadcaster.service import Service
+from broadcaster.web.auth import Principal, current_principal
+
+log = logging.getLogger(__name__)
+
+_ROLES = {"operator": 1, "approver": 2, "admin": 3}
+
+
+class BroadcastIn(BaseModel):
+    """A manual broadcast: the text is sent as SMS to the groups and spoken in the villages."""
+
+    text: str = Field(description=f"SMS and spoken text, 1-{MAX_TEXT} characters")
+    villages: list[str] | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
+    sms_groups: list[str] = Field(default_factory=list, description="SMS group ids from the directory")
+    at: str | None = Field(default=None, description="ISO 8601 time to go out (default now); local time if naive")
+    repeat: int | None = Field(default=None, description="times the message is spoken in the bulletin, 1-10")
+
+
+class PreviewIn(BaseModel):
+    text: str
+    repeat: int | None = None
+
+
+class Created(BaseModel):
+    id: int
+    status: str
+
+
+class _AuthAudit:
+    """Audits failed sign-ins, at most one entry per client and minute (a flood must not fill the ledger)."""
+
+    def __init__(self, svc: Service, every_s: float = 60.0) -> None:
+        self.svc, self.every_s = svc, every_s
+        self._last: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, request: Request, status: int) -> None:
+        client = request.client.host if request.client else "?"
+        now = time.monotonic()
+        with self._lock:
+            last, suppressed = self._last.get(client, (-1e9, 0))
+            if now - last < self.every_s:
+                self._last[client] = (last, suppressed + 1)
+                return
+            self._last[client] = (now, 0)
+        # Never the token itself: only where it came from and what it tried.
+        self.svc.ledger.audit(self.svc.now(), f"anonymous@{client}", "auth.failed", "http", None,
+                              {"status": status, "method": request.method, "path": request.url.path,
+                               "suppressed_before": suppressed})
+        log.warning("HTTP %d for %s %s from %s", status, request.method, request.url.path, client)
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Service-layer errors to HTTP statuses (only web/ does this mapping)."""
+    try:
+        yield
+    except InputError as exc:
+        raise HTTPException(422, {"field": exc.field, "message": exc.message}) from None
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Forbidden as exc:
+        raise HTTPException(403, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    except BroadcasterError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def router(svc: Service) -> APIRouter:
+    """The ``/api/v1`` JSON routes bound to ``svc``."""
+    r = APIRouter(prefix="/api/v1", tags=["api"])
+    bc = Broadcasts(svc)
+    audit = _AuthAudit(svc)
+
+    def role(min_role: str):  # type: ignore[no-untyped-def]
+        def dep(request: Request) -> Principal:
+            try:
+                p = current_principal(request)
+            except HTTPException as exc:
+                if exc.status_code == 401:
+                    audit.failed(request, 401)
+                raise
+            if not p.at_least(min_role):  # agents never pass
+                raise HTTPException(403, f"requires role {min_role} or higher / 需要 {min_role} 及以上权限")
+            return p
+
+        return dep
+
+    operator, approver = Depends(role("operator")), Depends(role("approver"))
+
+    @r.get("/status")
+    def get_status(p: Principal = operator) -> dict[str, Any]:
+        """Tonight's reading and level, next jobs, delivery counts."""
+        from broadcaster.status import status
+
+        return status(svc)
+
+    @r.post("/broadcasts", status_code=201, response_model=Created)
+    def create(body: BroadcastIn, p: Principal = operator) -> dict[str, Any]:
+        """Create a manual broadcast (awaits approval when ``http.require_approval`` is on)."""
+        with _http_errors():
+            return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat),
+                             p.name)
+
+    @r.post("/broadcasts/upload", status_code=201, response_model=Created)
+    def create_upload(
+        text: str = Form(..., description="SMS text and description of the recording"),
+        audio: UploadFile = File(..., description="MP3 or WAV, at most 10 MB and 5 minutes"),
+        villages: str = Form("", description='comma-separated village ids, or "all"'),
+        sms_groups: str = Form("", description="comma-separated SMS group ids"),
+        at: str | None = Form(None),
+        repeat: int | None = Form(None),
+        p: Principal = operator,
+    ) -> dict[str, Any]:
+        """Create a manual broadcast that plays an uploaded recording."""
+        data = audio.file.read(MAX_UPLOAD_BYTES + 1)
+        vs: list[str] | str = "all" if villages.strip() == "all" else _csv(villages)
+        with _http_errors():
+            return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name)
+
+    @r.post("/broadcasts/{broadcast_id}/approve")
+    def approve(broadcast_id: int, p: Principal = approver) -> dict[str, Any]:
+        """Approve a pending broadcast; never by its author (403)."""
+        with _http_errors():
+            return bc.approve(broadcast_id, p.name)
+
+    @r.post("/broadcasts/{broadcast_id}/cancel")
+    def cancel(broadcast_id: int, p: Principal = operator) -> dict[str, Any]:
+        """Cancel every delivery of the broadcast that has not gone out."""
+        with _http_errors():
+            return bc.cancel(broadcast_id, p.name)
+
+    @r.get("/broadcasts/{broadcast_id}")
+    def get(broadcast_id: int, p: Principal = operator) -> dict[str, Any]:
+        """``{"id","status","text","deliveries":{"sms":{state:n},"speaker":{state:n}}}`` and details."""
+        with _http_errors():
+            return bc.get(broadcast_id)
+
+    @r.get("/alerts")
+    def alerts(since: str | None = Query(None, description="ISO 8601; default 7 days ago"),
+               p: Principal = operator) -> list[dict[str, Any]]:
+        """Automatic and manual alerts with delivery counts and per-village play states."""
+        now = svc.now()
+        when = now - timedelta(days=7)
+        if since:
+            try:
+                when = datetime.fromisoformat(since)
+            except ValueError:
+                raise HTTPException(422, {"field": "since", "message": "应为 ISO 8601 时间 / must be ISO 8601"}) from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=svc.cfg.tz)
+        return bc.alerts(when)
+
+    @r.post("/preview", response_class=Response,
+            responses={200: {"content": {"audio/mpeg": {}}, "description": "the bulletin as it would play"}})
+    def preview(body: PreviewIn, p: Principal = operator) -> Response:
+        """Render ``text`` into the MP3 bulletin exactly as it would play (chime, repeats, loudness)."""
+        text = body.text.strip()
+        if not text:
+            raise HTTPException(422, {"field": "text", "message": "广播内容不能为空 / text is empty"})
+        if len(text) > MAX_TEXT:
+            raise HTTPException(422, {"field": "text", "message": f"最多 {MAX_TEXT} 字 / longer than {MAX_TEXT}"})
+        if body.repeat is not None and not 1 <= body.repeat <= 10:
+            raise HTTPException(422, {"field": "repeat", "message": "应为 1 到 10 / must be 1-10"})
+        try:
+            b = svc.renderer.render(text, repeat=body.repeat, fmt="mp3")
+        except ValueError as exc:
+            raise HTTPException(422, {"field": "text", "message": str(exc)}) from None
+        return Response(b.path.read_bytes(), media_type="audio/mpeg")
+
+    return r
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
