@@ -14,10 +14,13 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Callable, Literal
 
 from .faults import FaultPlan
 from .server import LoopbackDouble, Request, Response
+
+_JSON = "application/json; charset=utf-8"
+_BINARY = "application/octet-stream"
 
 Body = bytes | str | dict | list
 BodyOrFactory = Body | Callable[[Request], Body]
@@ -85,7 +88,8 @@ class FeedServer(LoopbackDouble):
         """Serve ``body`` at ``path``.
 
         ``body``: bytes as is; str UTF-8 encoded; dict/list as JSON (UTF-8, non-ASCII kept);
-        or a callable ``(Request) -> body`` evaluated per request. ``content_type`` defaults
+        or a callable ``(Request) -> body`` evaluated per request (on the server's event loop,
+        so it must not block; use ``delay_s`` for slowness). ``content_type`` defaults
         to ``application/json; charset=utf-8`` for dict/list and for text that parses as
         JSON, else ``text/plain; charset=utf-8`` (str) or ``application/octet-stream``.
         ``delay_s`` delays this path's answers on top of the plan's latency.
@@ -155,10 +159,10 @@ class FeedServer(LoopbackDouble):
 def _encode(raw: Body) -> tuple[bytes, str]:
     """Bytes and default Content-Type for a configured body."""
     if isinstance(raw, (dict, list)):
-        return json.dumps(raw, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
+        return json.dumps(raw, ensure_ascii=False).encode("utf-8"), _JSON
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     try:
         json.loads(data)
-        return data, "application/json; charset=utf-8"
+        return data, _JSON
     except ValueError:
-        return data, "text/plain; charset=utf-8" if isinstance(raw, str) else "application/octet-stream"
+        return data, "text/plain; charset=utf-8" if isinstance(raw, str) else _BINARY

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .faults import FaultPlan, ScriptItem
+from .faults import Fault, FaultPlan, ScriptItem
 from .server import LoopbackDouble, Request, Response
 
 META_KEYS = ("delivery_id", "village", "play_at", "expires_at", "repeat", "sha256")
@@ -123,7 +123,7 @@ class SpeakerReceiver(LoopbackDouble):
     def fault_key(self, req: Request) -> str | None:
         return req.header("idempotency-key")
 
-    def fault_response(self, fault: Any) -> Response:
+    def fault_response(self, fault: Fault) -> Response:
         resp = super().fault_response(fault)
         resp.body = json.dumps({"error": f"injected {fault.status}"}).encode()
         return resp
@@ -153,7 +153,8 @@ class SpeakerReceiver(LoopbackDouble):
         if req.method != "POST":
             return reject(405, "use POST", {"Allow": "POST"})
         auth = req.header("authorization") or ""
-        if not (auth.startswith("Bearer ") and secrets.compare_digest(auth[7:].encode(), self.token.encode())):
+        given = auth[7:].encode() if auth.startswith("Bearer ") else b""
+        if not secrets.compare_digest(given, self.token.encode()):
             return reject(401, "bad or missing bearer token", {"WWW-Authenticate": "Bearer"})
         ctype = req.header("content-type") or ""
         if not ctype.lower().startswith("multipart/form-data"):
@@ -185,7 +186,8 @@ class SpeakerReceiver(LoopbackDouble):
                     sha256=digest, audio=audio, filename=filename, content_type=audio_type,
                     meta=meta, received=req.arrived,
                 )
-        return Response.json(200, {"status": "accepted", "delivery_id": key, "duplicate": info["duplicate"]})
+        answer = {"status": "accepted", "delivery_id": key, "duplicate": info["duplicate"]}
+        return Response.json(200, answer)
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str | None, str]]:

@@ -36,17 +36,19 @@ from .server import LoopbackDouble, Request, Response
 
 API = "/2010-04-01"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-_ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages(?:/(?P<msg>[^/]+))?\.json$")
+_ACCOUNT_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages(?:/(?P<msg>[^/]+))?\.json$")
 _INFO = "https://www.twilio.com/docs/errors/{}"
 
 # Texts of the permanent errors a per-number ``errors`` entry produces (all HTTP 400).
 ERROR_TEXTS: dict[int, str] = {
     21211: "The 'To' number {to} is not a valid phone number.",
-    21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}.",
+    21408: "Permission to send an SMS has not been enabled for the region indicated by the "
+           "'To' number: {to}.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
-    21608: "The number {to} is unverified. Trial accounts cannot send messages to unverified numbers.",
-    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number via SMS.",
+    21608: "The number {to} is unverified. Trial accounts cannot send messages to unverified "
+           "numbers.",
 }
 
 # GSM 03.38 basic set (1 septet) and extension set (ESC + char = 2 septets).
@@ -194,7 +196,7 @@ class TwilioDouble(LoopbackDouble):
             if not r.is_create or r.to is None:
                 continue
             prev = last_429.pop(r.to, None)
-            if prev is not None and prev.answered is not None and r.arrived < prev.answered + (prev.retry_after or 0):
+            if prev is not None and r.arrived < (prev.answered or 0) + (prev.retry_after or 0):
                 bad.append((prev, r))
             if r.status == 429:
                 last_429[r.to] = r
@@ -224,8 +226,8 @@ class TwilioDouble(LoopbackDouble):
         rec = TwilioRequest(
             arrived=req.arrived, method=req.method, path=req.path,
             to=_first(form, "To"), body=_first(form, "Body"), from_=_first(form, "From"),
-            auth_user=_basic(req)[0] or None, query=req.query, fault=fault, answered=time.monotonic(),
-            sid=getattr(req, "created_sid", None),
+            auth_user=_basic(req)[0] or None, query=req.query, fault=fault,
+            answered=time.monotonic(), sid=getattr(req, "created_sid", None),
         )
         if resp is not None:
             rec.status = resp.status
@@ -264,21 +266,23 @@ class TwilioDouble(LoopbackDouble):
 
     def _create(self, req: Request) -> Response:
         form = req.form
-        to, from_, mg = _first(form, "To"), _first(form, "From"), _first(form, "MessagingServiceSid")
-        body = _first(form, "Body")
+        to, from_, body = _first(form, "To"), _first(form, "From"), _first(form, "Body")
+        mg = _first(form, "MessagingServiceSid")
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
         if not _E164.match(to):
             return _error(400, 21211, ERROR_TEXTS[21211].format(to=to))
         if not from_ and not mg:
-            return _error(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+            return _error(400, 21603, "A 'From' phone number is required.")
         if not body and not form.get("MediaUrl") and not _first(form, "ContentSid"):
             return _error(400, 21602, "Message body is required.")
         if body and len(body) > 1600:
-            return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+            return _error(400, 21617, "The concatenated message body exceeds the 1600 character "
+                                      "limit.")
         code = self.errors.get(to)
         if code is not None:
-            return _error(400, code, ERROR_TEXTS.get(code, "Error {code} for {to}").format(to=to, code=code))
+            text = ERROR_TEXTS.get(code, "Error {code} for {to}")
+            return _error(400, code, text.format(to=to, code=code))
         sid = "SM" + secrets.token_hex(16)
         now = self.clock().astimezone(timezone.utc)
         stamp = format_datetime(now)
@@ -312,8 +316,8 @@ class TwilioDouble(LoopbackDouble):
         picked = []
         try:
             for sent, msg in reversed(rows):  # Twilio lists newest first
-                if all(msg[k.lower()] == v if k in ("To", "From") else _date_ok(sent, k[8:] or "=", v)
-                       for k, v in filters):
+                if all(msg[k.lower()] == v if k in ("To", "From")
+                       else _date_ok(sent, k[8:] or "=", v) for k, v in filters):
                     picked.append(msg)
         except ValueError:
             return _error(400, 20001, f"Invalid DateSent filter in {req.target}")
@@ -360,12 +364,15 @@ class TwilioDouble(LoopbackDouble):
         optional = {"From": msg["from"], "MessagingServiceSid": msg["messaging_service_sid"],
                     "ErrorCode": None if error_code is None else str(error_code)}
         if raw_dlr_done_date or status in ("delivered", "undelivered"):
-            optional["RawDlrDoneDate"] = raw_dlr_done_date or self.clock().astimezone(timezone.utc).strftime("%y%m%d%H%M")
-        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "MessageSid": message_sid,
-                  "SmsSid": message_sid, "MessageStatus": status, "SmsStatus": status, "To": msg["to"],
+            done = self.clock().astimezone(timezone.utc).strftime("%y%m%d%H%M")
+            optional["RawDlrDoneDate"] = raw_dlr_done_date or done
+        params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01",
+                  "MessageSid": message_sid, "SmsSid": message_sid, "MessageStatus": status,
+                  "SmsStatus": status, "To": msg["to"],
                   **{k: v for k, v in optional.items() if v}, **(extra or {})}
         token = self.auth_token + ("x" if bad_signature else "")
-        return url, params, {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params)}
+        signature = RequestValidator(token).compute_signature(url, params)
+        return url, params, {"X-Twilio-Signature": signature}
 
     def send_status_callback(
         self, message_sid: str, status: str, url: str | None = None, error_code: int | None = None,
@@ -402,8 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry-after-s", type=float, default=1)
     p.add_argument("--seed", type=int, default=None)
     a = p.parse_args(argv)
-    plan = FaultPlan(latency_ms=a.latency_ms, p429=a.p429, retry_after_s=a.retry_after_s, p500=a.p500,
-                     p_reset=a.p_reset, p_timeout=a.p_timeout, seed=a.seed)
+    plan = FaultPlan(latency_ms=a.latency_ms, p429=a.p429, retry_after_s=a.retry_after_s,
+                     p500=a.p500, p_reset=a.p_reset, p_timeout=a.p_timeout, seed=a.seed)
     # Block before the server thread starts so only sigwait sees them (a background job
     # has SIGINT ignored, hence SIGTERM too).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
