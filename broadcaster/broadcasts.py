@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from broadcaster.audio import Bulletin
-from broadcaster.errors import BroadcasterError, Forbidden, InputError, NotFound
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.ledger import Alert, Delivery
 from broadcaster.ledger.models import OPEN
 from broadcaster.rules import quiet
@@ -42,10 +42,6 @@ _CHIME_SLACK_S = 15.0
 MAX_AHEAD = timedelta(days=30)
 SMS_VALID = timedelta(hours=6)  # an SMS not sent this long after ``at`` is stale
 UPLOAD_EXTS = ("mp3", "wav")
-
-
-class Conflict(BroadcasterError):
-    """The broadcast is not in a state that allows this (e.g. approving a cancelled one)."""
 
 
 @dataclass
@@ -286,11 +282,14 @@ class Broadcasts:
             "approved_by": a.approved_by, "cancelled_by": a.cancelled_by, "held": _note(a).get("held", []),
         }
 
-    def alerts(self, since: datetime) -> list[dict[str, Any]]:
-        """Automatic and manual alerts created since ``since``, with counts and per-village plays."""
+    def alerts(self, since: datetime | None = None, ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """Automatic and manual alerts created since ``since`` (or those in ``ids``), with counts
+        and per-village plays."""
         tz, now = self.svc.cfg.tz, self.svc.now()
+        q = select(Alert).order_by(Alert.id)
+        q = q.where(Alert.id.in_(ids)) if ids is not None else q.where(Alert.created_at >= (since or now))
         with self.svc.ledger.reader() as s:
-            alerts = list(s.scalars(select(Alert).where(Alert.created_at >= since).order_by(Alert.id)))
+            alerts = list(s.scalars(q))
             ids = [a.id for a in alerts] or [-1]
             rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, Delivery.village_id)
                              .where(Delivery.alert_id.in_(ids))).all()

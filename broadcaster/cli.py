@@ -184,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--date", help="YYYY-MM-DD (default today)")
     sp = add("status", cmd_status, "tonight's reading, next jobs, deliveries")
     sp.add_argument("--json", action="store_true")
-    from broadcaster import cli_more
+    from broadcaster import cli_admin, cli_agent
 
-    cli_more.register(sub, add)
+    cli_agent.register(sub, add)
+    cli_admin.register(sub, add)
     return p
 
 

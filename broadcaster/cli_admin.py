@@ -1,4 +1,4 @@
-"""``broadcaster broadcast`` and ``broadcaster token create`` (DESIGN A3).
+"""``broadcaster broadcast``, ``token create`` (DESIGN A3) and ``user add`` (web-console accounts).
 
 ``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.broadcasts`),
 with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
@@ -121,8 +121,29 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """Create a console account, or reset its role and password (which signs it out everywhere)."""
+    from broadcaster.accounts import Accounts
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("密码 / password: ")
+        if getpass.getpass("再输入一次 / again: ") != password:
+            raise InputError("password", "两次输入的密码不一致 / the passwords differ")
+    svc = _service(args)
+    try:
+        Accounts(svc.ledger).add_user(args.name, args.role, password, svc.now())
+        svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "user.add", "console_user", None,
+                         {"name": args.name.strip(), "role": args.role})
+    finally:
+        svc.close()
+    print(f"控制台账号已保存 / console user saved: {args.name.strip()} ({args.role})")
+    return EXIT_OK
+
+
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add ``broadcast`` and ``token`` to the CLI."""
+    """Add ``broadcast``, ``token`` and ``user`` to the CLI."""
     sp = add("broadcast", cmd_broadcast, "manual broadcast (subject to approval when on)")
     sp.add_argument("--text", required=True, help="SMS and spoken text (at most 500 characters)")
     g = sp.add_argument_group("villages")
@@ -137,3 +158,8 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--name", required=True)
     sp.add_argument("--role", required=True, help="operator | approver | admin | agent")
     sp.add_argument("--speaker", help="the speaker id of an agent token")
+    sp = add("user", cmd_user, "web-console accounts")
+    sp.add_argument("action", choices=["add"])
+    sp.add_argument("--name", required=True, help="sign-in name, e.g. 王站长")
+    sp.add_argument("--role", required=True, choices=["operator", "approver", "admin"])
+    sp.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")

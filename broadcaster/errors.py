@@ -73,6 +73,10 @@ class Forbidden(BroadcasterError):
     """The caller is not allowed to do this."""
 
 
+class Conflict(BroadcasterError):
+    """The object is not in a state that allows this (e.g. approving a cancelled broadcast)."""
+
+
 class ChannelError(BroadcasterError):
     """A channel could not deliver. ``code`` is the provider's error code, if any."""
 

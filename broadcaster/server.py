@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from broadcaster.config import Config
 
+if TYPE_CHECKING:
+    from broadcaster.builtin_agents import BuiltinAgents
+
 log = logging.getLogger(__name__)
 
 
 def serve(cfg: Config) -> int:
+    from broadcaster.builtin_agents import BuiltinAgents
     from broadcaster.scheduler import Scheduler
     from broadcaster.service import Service
     from broadcaster.web.app import create_app
 
     svc = Service(cfg)
+    agents = BuiltinAgents(svc)
     sched = Scheduler(svc)
     http = cfg.settings.http
     server = uvicorn.Server(uvicorn.Config(create_app(svc, sched),
@@ -36,13 +44,26 @@ def serve(cfg: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
     svc.dispatcher.start()
     sched.start()
+    if svc.builtin_agent_digests:
+        host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+        threading.Thread(target=_start_when_listening, args=(server, agents, f"http://{host}:{http.port}"),
+                         daemon=True).start()
     try:
         if not server.should_exit:
             server.run()  # returns on SIGINT/SIGTERM
     finally:
         log.info("shutting down: finishing in-flight sends")
+        agents.stop()
         sched.shutdown()
         svc.close()
         log.info("stopped")
     return 0
 
+
+
+def _start_when_listening(server: uvicorn.Server, agents: "BuiltinAgents", url: str) -> None:
+    """Built-in agents talk to the service over HTTP, so they start once it listens."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        agents.start(url)

@@ -88,6 +88,8 @@ class Service:
             sid: types[sc.type](sc, ctx) for sid, (_v, sc) in cfg.speakers.items()
         }
         self._bind_speakers()
+        # speaker id -> token sha256 of agents run in-process (broadcaster.builtin_agents)
+        self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg)
         callback = None
         if s.sms.provider == "twilio" and s.sms.twilio and s.sms.twilio.status_callback:

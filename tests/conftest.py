@@ -27,6 +27,10 @@ def confdir(tmp_path: Path) -> Path:
     """A copy of config/ and audio/ in tmp_path; edit the YAML there freely."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
     shutil.copytree(ROOT / "audio", tmp_path / "audio")
+    # The demo's built-in agent plays only inside `broadcaster run`; in-process tests would see its
+    # plays stay pending, so tests start from the three folder endpoints and add agents themselves.
+    edit_yaml(tmp_path / "config" / "directory.yaml", lambda d: [
+        v.update(speakers=[sc for sc in v["speakers"] if not sc.get("builtin")]) for v in d["villages"]])
     return tmp_path / "config"
 
 

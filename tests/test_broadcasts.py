@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from broadcaster.broadcasts import BroadcastRequest, Broadcasts, Conflict
+from broadcaster.broadcasts import BroadcastRequest, Broadcasts
+from broadcaster.errors import Conflict
 from broadcaster.cli import main
 from broadcaster.config import load_config
 from broadcaster.errors import Forbidden, InputError

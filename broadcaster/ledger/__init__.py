@@ -1,7 +1,19 @@
 """The ledger (SQLAlchemy 2): readings, alerts, deliveries, audit; the source of truth."""
 
-from broadcaster.ledger.models import FINAL, OPEN, STATES, Alert, ApiToken, AuditEntry, ContactFlag, Delivery, ReadingRow
+from broadcaster.ledger.models import (
+    FINAL,
+    OPEN,
+    STATES,
+    Alert,
+    ApiToken,
+    AuditEntry,
+    ConsoleSession,
+    ConsoleUser,
+    ContactFlag,
+    Delivery,
+    ReadingRow,
+)
 from broadcaster.ledger.store import DeliveryJob, Ledger
 
-__all__ = ["FINAL", "OPEN", "STATES", "Alert", "ApiToken", "AuditEntry", "ContactFlag", "Delivery",
-           "DeliveryJob", "Ledger", "ReadingRow"]
+__all__ = ["FINAL", "OPEN", "STATES", "Alert", "ApiToken", "AuditEntry", "ConsoleSession", "ConsoleUser",
+           "ContactFlag", "Delivery", "DeliveryJob", "Ledger", "ReadingRow"]

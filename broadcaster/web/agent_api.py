@@ -188,7 +188,6 @@ def router(svc: Any) -> APIRouter:
         else:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             p = resolve_token(svc, token.strip() if scheme.lower() == "bearer" else "")
-            p = p or getattr(request.state, "session_principal", None)  # console session
             if p is None:
                 raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
             if p.role == AGENT:

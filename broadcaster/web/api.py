@@ -22,8 +22,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts, Conflict
-from broadcaster.errors import BroadcasterError, Forbidden, InputError, NotFound
+from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
+from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
 from broadcaster.service import Service
 from broadcaster.web.auth import Principal, current_principal
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,9 +9,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.service import Service
+from broadcaster.web import agent_api, api, console, receipts
 
 
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
+    """Ops endpoints, the JSON API (``/docs``), agent endpoints, Twilio receipts and the console."""
     app = FastAPI(title="broadcaster", version="0.1.0",
                   description="CO-poisoning alerts to SMS and village loudspeakers")
     app.state.svc = svc
@@ -28,18 +29,7 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    # GET /api/v1/audio/{sha256}.{ext} (with its auth) lives in agent_api.
-
-    # Routers, each in its own module: agent endpoints, JSON API, receipts, console.
-    for name in ROUTERS:
-        try:
-            mod = importlib.import_module(f"broadcaster.web.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"broadcaster.web.{name}":
-                raise
-            continue
+    for mod in (agent_api, api, receipts, console):
         app.include_router(mod.router(svc))
+    console.install(app)
     return app
-
-
-ROUTERS = ("agent_api", "api", "receipts", "console")

@@ -1,0 +1,140 @@
+"""Web-console accounts and sessions.
+
+Staff sign in with a name and password (created by a county admin with ``broadcaster user add``);
+passwords are kept as scrypt hashes (stdlib ``hashlib.scrypt``). A session is a random cookie
+token whose sha256 is stored with its role and CSRF token; it ends after ``IDLE`` without use or
+``ABSOLUTE`` after sign-in, whichever comes first, and on sign-out. Failed sign-ins are audited and
+a name is locked for ``LOCK_FOR`` after ``MAX_FAILURES`` failures in that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from broadcaster.errors import Forbidden, InputError
+from broadcaster.ledger import ConsoleSession, ConsoleUser, Ledger
+
+ROLES = ("operator", "approver", "admin")
+IDLE = timedelta(minutes=30)
+ABSOLUTE = timedelta(hours=12)
+MAX_FAILURES = 5
+LOCK_FOR = timedelta(minutes=15)
+_TOUCH_EVERY = timedelta(seconds=60)  # last_seen is written at most this often
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` (hex)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(digest) // 2)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live console session: who, which role, and the CSRF token its forms must carry."""
+
+    user: str
+    role: str
+    csrf: str
+
+
+class Accounts:
+    """Console users and sessions in the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._failures: dict[str, list[datetime]] = {}
+        self._lock = threading.Lock()
+        # Spent on unknown names too, so timing does not tell which names exist.
+        self._dummy = hash_password(secrets.token_hex(8))
+
+    def add_user(self, name: str, role: str, password: str, now: datetime) -> None:
+        """Create or reset a user (a reset also ends the user's sessions)."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InputError("name", "用户名不能为空，最多 100 字 / name must be 1-100 characters")
+        if role not in ROLES:
+            raise InputError("role", f"角色应为 {' | '.join(ROLES)} / role must be one of {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD:
+            raise InputError("password", f"密码至少 {MIN_PASSWORD} 位 / password needs {MIN_PASSWORD}+ characters")
+        with self.ledger.session() as s:
+            row = s.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
+            if row is None:
+                s.add(ConsoleUser(name=name, role=role, password_hash=hash_password(password), created_at=now))
+            else:
+                row.role, row.password_hash, row.disabled_at = role, hash_password(password), None
+                s.execute(delete(ConsoleSession).where(ConsoleSession.user == name))
+
+    def has_users(self) -> bool:
+        with self.ledger.reader() as s:
+            return s.scalar(select(ConsoleUser.id).limit(1)) is not None
+
+    def _locked(self, name: str, now: datetime) -> bool:
+        with self._lock:
+            recent = [t for t in self._failures.get(name, []) if now - t < LOCK_FOR]
+            self._failures[name] = recent
+            return len(recent) >= MAX_FAILURES
+
+    def _failed(self, name: str, now: datetime) -> None:
+        with self._lock:
+            self._failures.setdefault(name, []).append(now)
+
+    def sign_in(self, name: str, password: str, now: datetime) -> tuple[str, SessionInfo]:
+        """Check the password and open a session; returns the cookie token (never stored)."""
+        name = name.strip()
+        if self._locked(name, now):
+            raise Forbidden("失败次数过多，请 15 分钟后再试 / too many failed sign-ins; try again in 15 minutes")
+        with self.ledger.reader() as s:
+            user = s.scalars(select(ConsoleUser).where(ConsoleUser.name == name,
+                                                       ConsoleUser.disabled_at.is_(None))).first()
+        ok = check_password(password, user.password_hash if user else self._dummy)
+        if user is None or not ok:
+            self._failed(name, now)
+            raise Forbidden("用户名或密码错误 / wrong name or password")
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        with self.ledger.session() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+            s.add(ConsoleSession(token_sha256=_sha(token), user=user.name, role=user.role, csrf=csrf,
+                                 created_at=now, last_seen=now, expires_at=now + ABSOLUTE))
+        return token, SessionInfo(user.name, user.role, csrf)
+
+    def session(self, token: str, now: datetime) -> SessionInfo | None:
+        """The live session for a cookie token, or None (unknown, idle too long, or expired)."""
+        if not token:
+            return None
+        digest = _sha(token)
+        with self.ledger.reader() as s:
+            row = s.scalars(select(ConsoleSession).where(ConsoleSession.token_sha256 == digest)).first()
+        if row is None or now >= row.expires_at or now - row.last_seen >= IDLE:
+            return None
+        if now - row.last_seen >= _TOUCH_EVERY:
+            with self.ledger.session() as s:
+                s.execute(update(ConsoleSession).where(ConsoleSession.id == row.id).values(last_seen=now))
+        return SessionInfo(row.user, row.role, row.csrf)
+
+    def sign_out(self, token: str) -> None:
+        with self.ledger.session() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.token_sha256 == _sha(token)))
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

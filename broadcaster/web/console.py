@@ -1,0 +1,291 @@
+"""The culture station's web console (Jinja2, Simplified Chinese).
+
+Pages: sign-in, dashboard (``/``), compose, approvals, history with drill-down, villages, audit
+(admins). Every page needs a console session (:mod:`broadcaster.accounts`); every form carries the
+session's CSRF token, and sign-in a double-submit token. Writes go through the same service layer
+as the API and the CLI (:class:`broadcaster.broadcasts.Broadcasts`), so the rules, the approval
+and the audit are the same whichever door a broadcast comes in by.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData, UploadFile
+
+from broadcaster.accounts import Accounts, SessionInfo
+from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.messages import sms_segments
+from broadcaster.service import Service
+from broadcaster.status import status
+from broadcaster.web import views
+
+log = logging.getLogger(__name__)
+
+COOKIE, LOGIN_COOKIE = "bc_session", "bc_login"
+_RANK = {"operator": 1, "approver": 2, "admin": 3}
+ROLE_ZH = {"operator": "操作员", "approver": "审批人", "admin": "管理员"}
+FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "at": "发送时间", "repeat": "重复次数",
+            "audio": "录音文件"}
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals.update(STATE_ZH=views.STATE_ZH, STATUS_ZH=views.STATUS_ZH, KIND_ZH=views.KIND_ZH,
+                             ROLE_ZH=ROLE_ZH, LEVEL_COLOURS=views.LEVEL_COLOURS, MAX_TEXT=MAX_TEXT)
+templates.env.filters["t"] = lambda d, f="%m-%d %H:%M": d.strftime(f) if d else "—"
+
+
+class _SignIn(Exception):
+    """Raised by the session dependency: the browser goes to the sign-in page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def router(svc: Service) -> APIRouter:
+    """The console's pages, bound to ``svc``."""
+    r = APIRouter(include_in_schema=False)
+    accounts = Accounts(svc.ledger)
+    bc = Broadcasts(svc)
+    secure = svc.cfg.settings.http.public_url.startswith("https://")
+    tz = svc.cfg.tz
+
+    def user(request: Request) -> SessionInfo:
+        info = accounts.session(request.cookies.get(COOKIE, ""), svc.now())
+        if info is None:
+            raise _SignIn(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return info
+
+    def page(request: Request, name: str, me: SessionInfo | None, status_code: int = 200,
+             **ctx: Any) -> HTMLResponse:
+        ctx.update(me=me, town=svc.cfg.settings.town, msg=request.query_params.get("msg", ""),
+                   approvals=len(views.pending_broadcasts(svc)) if me else 0)
+        resp = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    async def form(request: Request, me: SessionInfo) -> FormData:
+        data = await request.form(max_part_size=MAX_UPLOAD_BYTES + 1024)
+        if not hmac.compare_digest(str(data.get("csrf", "")), me.csrf):
+            raise HTTPException(403, "表单已过期，请刷新页面后重试 / CSRF token missing or wrong")
+        return data
+
+    def back(url: str, msg: str) -> RedirectResponse:
+        return RedirectResponse(f"{url}?msg={quote(msg)}", status_code=303)
+
+    # ------------------------------------------------------------------ sign-in
+
+    @r.get("/login")
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        token = secrets.token_urlsafe(24)
+        resp = page(request, "login.html", None, next=_local(next), login_csrf=token,
+                    no_users=not accounts.has_users(), error="")
+        resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600)
+        return resp
+
+    @r.post("/login")
+    async def login(request: Request) -> Response:
+        data = await request.form()
+        name, nxt = str(data.get("name", "")), _local(str(data.get("next", "/")))
+        if not hmac.compare_digest(str(data.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "") or "-"):
+            return page(request, "login.html", None, 403, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
+                        no_users=False, error="页面已过期，请重新登录 / the sign-in page expired")
+        client = request.client.host if request.client else "?"
+        try:
+            token, info = accounts.sign_in(name, str(data.get("password", "")), svc.now())
+        except Forbidden as exc:
+            svc.ledger.audit(svc.now(), f"anonymous@{client}", "console.signin_failed", "console_user", None,
+                             {"name": name[:100]})
+            log.warning("console sign-in failed from %s", client)
+            return page(request, "login.html", None, 401, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
+                        no_users=False, error=str(exc))
+        svc.ledger.audit(svc.now(), info.user, "console.signin", "console_user", None, {"from": client})
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+        resp.delete_cookie(LOGIN_COOKIE)
+        return resp
+
+    @r.post("/logout")
+    async def logout(request: Request, me: SessionInfo = Depends(user)) -> Response:
+        await form(request, me)
+        accounts.sign_out(request.cookies.get(COOKIE, ""))
+        svc.ledger.audit(svc.now(), me.user, "console.signout")
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    # ---------------------------------------------------------------- dashboard
+
+    @r.get("/")
+    def dashboard(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        st = status(svc)
+        level = st["level"]
+        return page(request, "dashboard.html", me, st=st, level=level,
+                    colour=views.LEVEL_COLOURS.get(level or 0, "#757575"),
+                    reason=views.reason(st["reading"], st["sources"]), nights=views.nights(svc),
+                    plays=views.next_plays(svc), problems=st["problems"][:8])
+
+    # ------------------------------------------------------------------ compose
+
+    def compose_page(request: Request, me: SessionInfo, values: dict[str, Any], error: str = "",
+                     field: str = "", code: int = 200) -> HTMLResponse:
+        return page(request, "compose.html", me, code, villages=svc.cfg.villages,
+                    groups=svc.cfg.directory.groups, v=values, error=error, field=field,
+                    approval=svc.cfg.settings.http.require_approval, repeat_default=svc.cfg.settings.audio.repeat)
+
+    @r.get("/compose")
+    def compose_form(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        return compose_page(request, me, {"villages": [], "sms_groups": [], "text": "", "at": "", "repeat": ""})
+
+    @r.post("/compose")
+    async def compose(request: Request, me: SessionInfo = Depends(user)) -> Response:
+        data = await form(request, me)
+        values = {"text": str(data.get("text", "")), "villages": [str(v) for v in data.getlist("villages")],
+                  "sms_groups": [str(g) for g in data.getlist("sms_groups")], "at": str(data.get("at", "")),
+                  "repeat": str(data.get("repeat", ""))}
+        upload = data.get("audio")
+        blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
+        try:
+            repeat = int(values["repeat"]) if values["repeat"].strip() else None
+        except ValueError:
+            return compose_page(request, me, values, "重复次数应为数字", "repeat", 422)
+        everyone = set(values["villages"]) >= set(svc.cfg.villages) and bool(svc.cfg.villages)
+        req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
+                               values["at"] or None, repeat, upload=blob)
+        try:
+            out = bc.create(req, me.user)
+        except InputError as exc:
+            return compose_page(request, me, values, f"{FIELD_ZH.get(exc.field, exc.field)}：{exc.message}",
+                                exc.field, 422)
+        word = "已提交审批" if out["status"] == "pending_approval" else "已安排发送"
+        return back(f"/history/{out['id']}", f"广播 #{out['id']} {word}")
+
+    @r.get("/console/segments")
+    def segments(text: str = "", me: SessionInfo = Depends(user)) -> JSONResponse:
+        seg = sms_segments(text.strip())
+        return JSONResponse({"encoding": seg.encoding, "units": seg.units, "count": seg.count,
+                             "chars": len(text.strip()), "max": MAX_TEXT})
+
+    @r.post("/console/preview")
+    async def preview(request: Request, me: SessionInfo = Depends(user)) -> Response:
+        """The bulletin exactly as it will play: the text spoken, or the uploaded recording."""
+        data = await form(request, me)
+        text = str(data.get("text", "")).strip()
+        upload = data.get("audio")
+        try:
+            repeat = int(str(data.get("repeat") or svc.cfg.settings.audio.repeat))
+            if isinstance(upload, UploadFile) and upload.filename:
+                b = svc.renderer.render_upload(await upload.read(MAX_UPLOAD_BYTES + 1), fmt="mp3", repeat=1)
+            elif not text or len(text) > MAX_TEXT:
+                raise ValueError(f"广播内容应为 1 到 {MAX_TEXT} 字")
+            else:
+                b = svc.renderer.render(text, repeat=repeat, fmt="mp3")
+        except ValueError as exc:
+            return JSONResponse({"error": f"无法试听：{exc}"}, status_code=422)
+        return Response(b.path.read_bytes(), media_type="audio/mpeg")
+
+    @r.get("/console/audio/{sha}.{ext}")
+    def audio(sha: str, ext: str, me: SessionInfo = Depends(user)) -> FileResponse:
+        path = svc.audio_file(sha, ext)
+        if path is None:
+            raise HTTPException(404, "no such audio")
+        return FileResponse(path, media_type="audio/mpeg" if ext == "mp3" else "audio/wav")
+
+    # ---------------------------------------------------------------- approvals
+
+    @r.get("/approvals")
+    def approvals(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        items = [bc.get(a.id) for a in views.pending_broadcasts(svc)]
+        return page(request, "approvals.html", me, items=items, can_approve=_RANK[me.role] >= _RANK["approver"],
+                    names={v: village.name for v, village in svc.cfg.villages.items()},
+                    groups=svc.cfg.directory.groups, fmt=svc.cfg.settings.audio.format)
+
+    @r.post("/broadcasts/{bid}/approve")
+    async def approve(bid: int, request: Request, me: SessionInfo = Depends(user)) -> Response:
+        await form(request, me)
+        if _RANK[me.role] < _RANK["approver"]:
+            return back("/approvals", "需要审批人权限")
+        try:
+            bc.approve(bid, me.user)
+        except (Forbidden, Conflict, NotFound) as exc:
+            return back("/approvals", str(exc).split(" / ")[0])
+        return back(f"/history/{bid}", f"广播 #{bid} 已审批，将按时发送")
+
+    @r.post("/broadcasts/{bid}/cancel")
+    async def cancel(bid: int, request: Request, me: SessionInfo = Depends(user)) -> Response:
+        await form(request, me)
+        try:
+            out = bc.cancel(bid, me.user)
+        except (Conflict, NotFound) as exc:
+            return back(f"/history/{bid}", str(exc).split(" / ")[0])
+        return back(f"/history/{bid}", f"广播 #{bid} 已取消（{out['cancelled']} 条未发出的已撤回）")
+
+    # ------------------------------------------------------------------ history
+
+    @r.get("/history")
+    def history(request: Request, days: int = 7, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        days = min(max(days, 1), 366)
+        rows = bc.alerts(svc.now() - timedelta(days=days))[::-1]
+        for a in rows:
+            a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
+            a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+        return page(request, "history.html", me, rows=rows, days=days,
+                    names={v: village.name for v, village in svc.cfg.villages.items()},
+                    live=any(a["status"] in ("scheduled", "dispatching") for a in rows))
+
+    @r.get("/history/{aid}")
+    def alert_detail(aid: int, request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        found = bc.alerts(ids=[aid])
+        if not found:
+            raise HTTPException(404, "没有这条记录")
+        a = found[0]
+        a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
+        a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+        rows, total = views.deliveries(svc, aid, max(p, 0))
+        return page(request, "alert.html", me, a=a, rows=rows, total=total, p=max(p, 0), per=views.PAGE,
+                    names={v: village.name for v, village in svc.cfg.villages.items()},
+                    live=a["status"] in ("scheduled", "dispatching"))
+
+    # ----------------------------------------------------------------- villages
+
+    @r.get("/villages")
+    def village_page(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        seen = getattr(svc, "agent_last_seen", {})
+        return page(request, "villages.html", me, villages=views.villages(svc, seen),
+                    unreachable=views.unreachable(svc))
+
+    # -------------------------------------------------------------------- audit
+
+    @r.get("/audit")
+    def audit(request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
+        if me.role != "admin":
+            return page(request, "denied.html", me, 403)
+        rows, total = views.audit_page(svc, max(p, 0))
+        return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE, tz=tz)
+
+    return r
+
+
+def install(app: Any) -> None:
+    """App-level handler: a page that needs a session sends the browser to sign in."""
+
+    @app.exception_handler(_SignIn)
+    async def _to_login(request: Request, exc: _SignIn) -> Response:
+        if request.method != "GET" or request.url.path.startswith("/console/"):
+            return JSONResponse({"detail": "请先登录 / sign in first"}, status_code=401)
+        return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+
+def _local(url: str) -> str:
+    """Only same-site paths after sign-in (no open redirect)."""
+    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
