@@ -34,6 +34,11 @@ def serve(cfg: Config) -> int:
                                            timeout_graceful_shutdown=5))
     log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
+    from broadcaster.accounts import Accounts
+
+    if not Accounts(svc.ledger).has_users():
+        log.warning("no console users yet; create one with: broadcaster user add --name NAME --role admin -c %s",
+                    cfg.path)
 
     def on_signal(signum: int, _frame: object) -> None:
         # uvicorn handles these while it runs and re-raises them after its own shutdown;
