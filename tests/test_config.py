@@ -132,3 +132,18 @@ def test_unknown_feed_type_and_bad_level(confdir: Path, capsys) -> None:
     code, err = run_check(confdir, capsys)
     assert code == 2
     assert "broadcaster.yaml: feed.type: unknown feed source type 'carrier-pigeon'" in err
+
+
+def test_builtin_agent_takes_no_secret(confdir: Path, capsys) -> None:
+    edit_yaml(confdir / "directory.yaml", lambda d: d["villages"][2]["speakers"].append(
+        {"id": "nancun-room", "type": "agent", "builtin": True, "token_sha256": "0" * 64}))
+    code, err = run_check(confdir, capsys)
+    assert code == 2
+    assert "directory.yaml: villages[2].speakers[1]" in err and "built-in agent takes no `token`" in err
+
+
+def test_player_only_for_builtin_agents(confdir: Path, capsys) -> None:
+    edit_yaml(confdir / "directory.yaml", lambda d: d["villages"][2]["speakers"].append(
+        {"id": "nancun-room", "type": "agent", "token_sha256": "0" * 64, "player": "aplay {file}"}))
+    code, err = run_check(confdir, capsys)
+    assert code == 2 and "for built-in agents only" in err
