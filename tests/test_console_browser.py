@@ -2,7 +2,7 @@
 
 An operator signs in, composes a broadcast to two villages, loads the preview audio and submits;
 an approver signs in and approves; both villages' plays turn to played, reported by the built-in
-agents of a real ``broadcaster run``. ``scripts/install-browser.sh`` installs Chromium; CI sets
+agents of a real ``broadcaster run``. ``tests/install-browser.sh`` installs Chromium; CI sets
 ``BROADCASTER_REQUIRE_BROWSER=1`` so that a missing browser fails instead of skipping.
 Set ``BROADCASTER_SCREENSHOTS=docs`` to refresh the screenshots the README shows.
 """
@@ -36,7 +36,7 @@ def _why_not() -> str | None:
     if sync_playwright is None:
         return "playwright is not installed (pip install -e '.[test]')"
     if not os.path.exists(CHROMIUM):
-        return "no Chromium at /usr/bin/chromium: run scripts/install-browser.sh"
+        return "no Chromium at /usr/bin/chromium: run tests/install-browser.sh"
     return None
 
 
