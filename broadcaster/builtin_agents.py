@@ -70,7 +70,7 @@ class BuiltinAgents:
     def _run(sid: str, agent: Agent) -> None:
         try:
             agent.run()
-        except Exception:  # noqa: BLE001 - a demo agent must never take the service down
+        except Exception:
             log.exception("built-in agent %s stopped", sid)
 
     def stop(self) -> None:

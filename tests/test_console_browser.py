@@ -70,7 +70,7 @@ def stack(tmp_path: Path, confdir: Path) -> Iterator[Stack]:
         st.close()
 
 
-def sign_in(page: "Page", url: str, name: str) -> None:
+def sign_in(page: Page, url: str, name: str) -> None:
     page.goto(f"{url}/login")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", f"{name}-password")
@@ -78,7 +78,7 @@ def sign_in(page: "Page", url: str, name: str) -> None:
     page.wait_for_url(f"{url}/")
 
 
-def shot(page: "Page", tmp: Path, name: str) -> None:
+def shot(page: Page, tmp: Path, name: str) -> None:
     folder = ROOT / "docs" if os.environ.get("BROADCASTER_SCREENSHOTS") == "docs" else tmp
     page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
 

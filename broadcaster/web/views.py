@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from broadcaster.channels.speakers.agent import AgentConfig
+from broadcaster.feeds.base import Factor
 from broadcaster.ledger import Alert, AuditEntry, ContactFlag, Delivery, ReadingRow
 from broadcaster.logutil import mask_phone
 from broadcaster.service import Service
@@ -150,8 +151,6 @@ def reason(reading: dict[str, Any] | None, sources: list[dict[str, Any]]) -> str
     if reading:
         if reading.get("advice"):
             parts.append(reading["advice"])
-        from broadcaster.feeds.base import Factor
-
         factors = [Factor(**f) for f in reading.get("factors") or []]
         pos = sorted((f for f in factors if f.points > 0), key=lambda f: -f.points)
         if pos:
