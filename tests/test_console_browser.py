@@ -126,5 +126,9 @@ def test_operator_composes_approver_approves_villages_play(stack: Stack, tmp_pat
             assert text.count("已播放") == 2 and "138****8000" in text
             page.goto(f"{url}/history")
             shot(page, tmp_path, "history")
+            page.goto(f"{url}/villages")
+            for room in ("dongcun-room", "xicun-room"):
+                cells = page.locator(f"tr:has(td:text-is('{room}')) td").all_inner_texts()
+                assert re.match(r"\d\d-\d\d \d\d:\d\d", cells[3]) and re.match(r"\d\d-\d\d \d\d:\d\d", cells[4]), cells
         finally:
             browser.close()

@@ -11,9 +11,10 @@ from broadcaster.ledger.models import (
     ConsoleUser,
     ContactFlag,
     Delivery,
+    EndpointContact,
     ReadingRow,
 )
 from broadcaster.ledger.store import DeliveryJob, Ledger
 
 __all__ = ["FINAL", "OPEN", "STATES", "Alert", "ApiToken", "AuditEntry", "ConsoleSession", "ConsoleUser",
-           "ContactFlag", "Delivery", "DeliveryJob", "Ledger", "ReadingRow"]
+           "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Ledger", "ReadingRow"]

@@ -187,6 +187,15 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class EndpointContact(Base):
+    """When a pulling endpoint (a village agent) last called, and from where."""
+
+    __tablename__ = "endpoint_contacts"
+    speaker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_seen: Mapped[datetime]
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
 class ContactFlag(Base):
     """A number the provider reported unreachable (unsubscribed, unknown, landline)."""
 

@@ -7,7 +7,7 @@
 * ``GET /api/v1/audio/{sha256}.{ext}``: an agent gets only its own speaker's audio; operators
   get any; 4G cloud speakers, which cannot send a bearer token, get a signed, expiring URL
   (``?exp=..&sig=..``, HMAC with a key kept in ``data_dir``).
-* ``GET /api/v1/agents``: when each agent last called (for the console), kept in memory.
+* ``GET /api/v1/agents``: when each agent last called (kept in the ledger, to the minute).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from broadcaster.ledger import Delivery
+from broadcaster.ledger import Delivery, EndpointContact
 from broadcaster.web.auth import AGENT, Principal, require, require_agent, resolve_token
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ _NAME = re.compile(r"^([0-9a-f]{64})\.(mp3|wav)$")
 _MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 MAX_WAIT_S = 60
 POLL_EVERY_S = 0.5
+SEEN_EVERY_S = 60.0
 
 
 class PlayResult(BaseModel):
@@ -140,13 +141,22 @@ def _owns_audio(svc: Any, speaker_id: str, sha: str, ext: str) -> bool:
 
 def router(svc: Any) -> APIRouter:
     r = APIRouter()
-    last_seen: dict[str, dict[str, Any]] = {}
-    svc.agent_last_seen = last_seen  # read by the console and status (in memory, per process)
+    written: dict[str, float] = {}  # speaker id -> monotonic time of the last write
     key = url_key(svc.cfg.data_dir)
 
     def seen(p: Principal, request: Request) -> None:
-        last_seen[p.speaker_id or ""] = {"at": svc.now().isoformat(),
-                                         "address": request.client.host if request.client else None}
+        # Kept in the ledger (the console shows it after a restart too), written at most once a
+        # minute per agent: a long-polling agent calls every few seconds.
+        sid = p.speaker_id or ""
+        if time.monotonic() - written.get(sid, -1e9) < SEEN_EVERY_S:
+            return
+        written[sid] = time.monotonic()
+        row = {"last_seen": svc.now(), "address": request.client.host if request.client else None}
+        with svc.ledger.session() as s:
+            if s.get(EndpointContact, sid) is None:
+                s.add(EndpointContact(speaker_id=sid, **row))
+            else:
+                s.execute(update(EndpointContact).where(EndpointContact.speaker_id == sid).values(**row))
 
     @r.get("/api/agent/v1/commands", tags=["agent"])
     async def commands(request: Request, wait: float = Query(30, ge=0),
@@ -202,6 +212,9 @@ def router(svc: Any) -> APIRouter:
 
     @r.get("/api/v1/agents", tags=["agent"])
     def agents(_: Principal = Depends(require("operator"))) -> dict[str, Any]:
-        return {"agents": last_seen}
+        with svc.ledger.reader() as s:
+            rows = list(s.scalars(select(EndpointContact)))
+        return {"agents": {r.speaker_id: {"at": r.last_seen.astimezone(svc.cfg.tz).isoformat(), "address": r.address}
+                           for r in rows}}
 
     return r

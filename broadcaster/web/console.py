@@ -260,8 +260,7 @@ def router(svc: Service) -> APIRouter:
 
     @r.get("/villages")
     def village_page(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
-        seen = getattr(svc, "agent_last_seen", {})
-        return page(request, "villages.html", me, villages=views.villages(svc, seen),
+        return page(request, "villages.html", me, villages=views.villages(svc),
                     unreachable=views.unreachable(svc))
 
     # -------------------------------------------------------------------- audit

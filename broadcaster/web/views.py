@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.feeds.base import Factor
-from broadcaster.ledger import Alert, AuditEntry, ContactFlag, Delivery, ReadingRow
+from broadcaster.ledger import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
 from broadcaster.logutil import mask_phone
 from broadcaster.service import Service
 
@@ -91,10 +91,11 @@ def play_state(states: dict[str, int]) -> str:
     return "pending"
 
 
-def villages(svc: Service, agent_last_seen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def villages(svc: Service) -> list[dict[str, Any]]:
     """Every village and endpoint with its last contact and its last play."""
     tz = svc.cfg.tz
     with svc.ledger.reader() as s:
+        agent_seen = dict(s.execute(select(EndpointContact.speaker_id, EndpointContact.last_seen)).all())
         last_play = dict(s.execute(select(Delivery.target, func.max(Delivery.played_at))
                                    .where(Delivery.channel == "speaker", Delivery.state == "played")
                                    .group_by(Delivery.target)).all())
@@ -109,8 +110,7 @@ def villages(svc: Service, agent_last_seen: dict[str, dict[str, Any]]) -> list[d
     for vid, village in svc.cfg.villages.items():
         endpoints = []
         for sc in svc.cfg.speakers_of(vid):
-            seen = agent_last_seen.get(sc.id, {}).get("at") if sc.type == "agent" else None
-            contact = datetime.fromisoformat(seen) if seen else last_sent.get(sc.id)
+            contact = agent_seen.get(sc.id) if sc.type == "agent" else last_sent.get(sc.id)
             kind = SPEAKER_ZH.get(sc.type, sc.type)
             if isinstance(sc, AgentConfig) and sc.builtin:
                 kind += "（内置）"
