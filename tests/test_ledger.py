@@ -68,3 +68,22 @@ def test_audit_is_recorded(ledger_url: str) -> None:
         assert (e.actor, e.action, e.object_id, e.detail["text"]) == ("operator:王", "broadcast.create", "7", "测试")
         assert e.at == NOW
     lg.close()
+
+
+def test_audit_log_refuses_update_and_delete(ledger_url: str) -> None:
+    import pytest
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    from broadcaster.ledger import AuditEntry
+
+    lg = Ledger(ledger_url)
+    lg.audit(NOW, "operator:王", "broadcast.create", "alert", 7, {"text": "原文"})
+    for stmt in (update(AuditEntry).values(actor="someone else"), delete(AuditEntry)):
+        with pytest.raises(DBAPIError, match="append-only"), lg.session() as s:
+            s.execute(stmt)
+    lg.audit(NOW, "approver:李", "broadcast.approve", "alert", 7)  # appending still works
+    with lg.reader() as s:
+        assert [(e.actor, e.action) for e in s.query(AuditEntry).order_by(AuditEntry.id)] == [
+            ("operator:王", "broadcast.create"), ("approver:李", "broadcast.approve")]
+    lg.close()

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     Boolean,
     Date,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -146,6 +148,19 @@ class AuditEntry(Base):
     object_type: Mapped[str | None] = mapped_column(String(30))
     object_id: Mapped[str | None] = mapped_column(String(50))
     detail: Mapped[dict[str, Any] | None]
+
+
+# Append-only in the database itself, not only by convention: UPDATE and DELETE on the audit
+# table are refused by a trigger (created with the table, on SQLite and PostgreSQL).
+for _op in ("UPDATE", "DELETE"):
+    event.listen(AuditEntry.__table__, "after_create", DDL(
+        f"CREATE TRIGGER audit_no_{_op.lower()} BEFORE {_op} ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END").execute_if(dialect="sqlite"))
+event.listen(AuditEntry.__table__, "after_create", DDL(
+    "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$; "
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
+    "FOR EACH ROW EXECUTE FUNCTION audit_append_only()").execute_if(dialect="postgresql"))
 
 
 class ApiToken(Base):
