@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,8 @@ def numbers(n: int) -> list[str]:
     return [f"138{i:08d}" for i in range(1, n + 1)]
 
 
-def prepare(confdir: Path, url: str, database: str) -> None:
+def prepare(confdir: Path, url: str, database: str, n: int = N) -> None:
+    """Point the copied config at the Twilio double ``url`` and ``database``; ``n`` cadres."""
     port = free_port()
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(
         database=database,
@@ -46,7 +49,7 @@ def prepare(confdir: Path, url: str, database: str) -> None:
                         "base_url": url, "timeout_s": 5}},
         http={"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"}))
     edit_yaml(confdir / "directory.yaml", lambda d: d.update(
-        contacts=[{"name": f"干部{i}", "phone": p, "groups": ["cadres"]} for i, p in enumerate(numbers(N))]))
+        contacts=[{"name": f"干部{i}", "phone": p, "groups": ["cadres"]} for i, p in enumerate(numbers(n))]))
 
 
 def start(confdir: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -80,39 +83,59 @@ def sms_states(database: str) -> dict[str, int]:
     return {s: n for s, n in rows}
 
 
-@pytest.mark.timeout(240)
-def test_kill_and_restart_sends_each_sms_exactly_once(confdir: Path, ledger_url: str, tmp_path: Path) -> None:
-    rng = random.Random(20261128)
-    log = tmp_path / "run.log"
+@dataclass
+class KillRun:
+    """What one kill-and-restart run saw: kills done, creates the double answered 201 per ``To``,
+    messages it created per ``To`` (counting any whose answer was lost), the ledger's SMS states
+    at the end, and the service log."""
+
+    kills: int
+    by_to: Counter[str]
+    created: Counter[str]
+    states: dict[str, int]
+    log: Path
+
+
+def kill_and_restart(confdir: Path, database: str, log: Path, n: int = N, kills: int = KILLS,
+                     rng: random.Random | None = None, settle_s: float = 90) -> KillRun:
+    """SMS ``n`` cadres through the Twilio double (20 ms latency), SIGKILL ``broadcaster run``
+    at ``kills`` random moments during dispatch, restart it each time, then let the last start
+    finish. Shared by the CI test and ``bench/kill.py``."""
+    rng = rng or random.Random(20261128)
     with TwilioDouble(account_sid=SID, auth_token=TOKEN, faults=FaultPlan(latency_ms=20)) as tw:
-        prepare(confdir, tw.url, ledger_url)
-        kills = 0
-        while kills < KILLS:
+        prepare(confdir, tw.url, database, n)
+        done = 0
+        while done < kills:
             proc = start(confdir, log)
             # Kill at a random moment once dispatch is under way (some accepted, not all).
             deadline = time.monotonic() + 60
-            target = len(tw.accepted()) + rng.randint(5, max(6, N // (KILLS + 2)))
-            while len(tw.accepted()) < min(target, N - 1) and time.monotonic() < deadline and proc.poll() is None:
+            target = len(tw.accepted()) + rng.randint(5, max(6, n // (kills + 2)))
+            while len(tw.accepted()) < min(target, n - 1) and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.005)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            kills += 1
-            if len(tw.accepted()) >= N - 1:
+            done += 1
+            if len(tw.accepted()) >= n - 1:
                 break
         proc = start(confdir, log)
         wait_ready(confdir)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + settle_s
         while time.monotonic() < deadline:
-            states = sms_states(ledger_url)
-            if states.get("sent", 0) == N:
+            if sms_states(database).get("sent", 0) == n:
                 break
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]
-        by_to = tw.accepted_by_to()
-    assert kills >= 3, "dispatch finished before the process could be killed often enough"
+        return KillRun(done, tw.accepted_by_to(), tw.messages_by_to(), sms_states(database), log)
+
+
+@pytest.mark.timeout(240)
+def test_kill_and_restart_sends_each_sms_exactly_once(confdir: Path, ledger_url: str, tmp_path: Path) -> None:
+    run = kill_and_restart(confdir, ledger_url, tmp_path / "run.log")
+    assert run.kills >= 3, "dispatch finished before the process could be killed often enough"
     expected = {f"+86{n}" for n in numbers(N)}
-    duplicates = {k: v for k, v in by_to.items() if v > 1}
-    missing = expected - set(by_to)
-    assert duplicates == {} and missing == set(), (duplicates, len(missing))
-    assert sms_states(ledger_url) == {"sent": N}
+    duplicates = {k: v for k, v in run.by_to.items() if v > 1}
+    missing = expected - set(run.by_to)
+    assert duplicates == {} and missing == set(), (duplicates, len(missing), run.log.read_text()[-3000:])
+    assert run.created == run.by_to  # also counting messages created whose answer never arrived
+    assert run.states == {"sent": N}

@@ -5,7 +5,8 @@ values for ``past_days`` days before ``today`` and ``forecast_days`` days from i
 variables asked for, wind in km/h unless ``wind_speed_unit=ms``, and an error body
 ``{"error": true, "reason": ...}`` with HTTP 400 for an unknown variable or when told to.
 The weather comes from a :class:`Scenario`: tonight's values, and a day earlier shifted by
-``dt24`` / ``dp24``.
+``dt24`` / ``dp24``. Faults: ``mode = "malformed" | "slow" | "500"``, or a ``FaultPlan`` like
+every double on the shared server base.
 
     with OpenMeteoDouble(night=date(2025, 12, 20), scenario=CALM_FOGGY) as om:
         ... OpenMeteoConfig(base_url=om.url, ...)
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from .faults import FaultPlan
+from .server import LoopbackDouble, Request, Response
 
 _SIMPLE = {
     "temperature_2m": "°C",
@@ -85,31 +86,40 @@ def _aloft(name: str, v: dict[str, float]) -> float | None:
     return v["temperature_2m"] + v["_inversion"] - 0.0065 * max(0.0, above_ground_m - 300)
 
 
-@dataclass
-class OpenMeteoDouble:
-    """An Open-Meteo forecast endpoint on 127.0.0.1; use as a context manager."""
+class OpenMeteoDouble(LoopbackDouble):
+    """An Open-Meteo forecast endpoint on 127.0.0.1; use as a context manager.
 
-    night: date
-    scenario: Scenario = field(default_factory=Scenario)
-    today: date | None = None  # the "now" of the double; defaults to ``night``
-    drop: set[str] = field(default_factory=set)  # variables left out of the answer
-    nulls: set[str] = field(default_factory=set)  # variables answered as all null
-    error_reason: str | None = None  # answer 400 {"error": true, "reason": ...}
-    mode: str = "ok"  # ok | malformed | slow | 500
-    delay_s: float = 2.0
-    requests: list[dict[str, list[str]]] = field(default_factory=list)
+    Every attribute (``scenario``, ``today``, ``drop``, ``nulls``, ``error_reason``, ``mode``,
+    ``delay_s``) may be changed while it runs; ``requests`` holds each request's query.
+    """
 
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the double first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def __init__(
+        self,
+        night: date,
+        scenario: Scenario | None = None,
+        today: date | None = None,
+        drop: set[str] | None = None,
+        nulls: set[str] | None = None,
+        error_reason: str | None = None,
+        mode: str = "ok",
+        delay_s: float = 2.0,
+        *,
+        faults: FaultPlan | None = None,
+        port: int = 0,
+    ) -> None:
+        super().__init__(faults, port=port)
+        self.night = night
+        self.scenario = scenario or Scenario()
+        self.today = today  # the "now" of the double; defaults to ``night``
+        self.drop: set[str] = set(drop or ())  # variables left out of the answer
+        self.nulls: set[str] = set(nulls or ())  # variables answered as all null
+        self.error_reason = error_reason  # answer 400 {"error": true, "reason": ...}
+        self.mode = mode  # ok | malformed | slow | 500
+        self.delay_s = delay_s  # how long "slow" stalls before answering
+        self.requests: list[dict[str, list[str]]] = []
 
     def with_scenario(self, **changes: Any) -> None:
+        """Change some of tonight's weather, keeping the rest of the scenario."""
         self.scenario = replace(self.scenario, **changes)
 
     def answer(self, q: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
@@ -155,44 +165,28 @@ class OpenMeteoDouble:
             "hourly": hourly,
         }
 
-    def __enter__(self) -> OpenMeteoDouble:
-        double = self
+    # -- hooks -----------------------------------------------------------------------
+    def on_answer(self, req: Request, resp: Response | None, fault: str | None) -> None:
+        # Recorded for every request, answered or not (a reset, a client that gave up).
+        with self._lock:
+            self.requests.append(req.query)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def handle(self, req: Request) -> Response:
+        if req.method != "GET":
+            return _send(405, b'{"error":true,"reason":"Method Not Allowed"}')
+        if req.path != "/v1/forecast":
+            return _send(404, b'{"error":true,"reason":"Not Found"}')
+        if self.mode == "500":
+            return _send(500, b"<html>502 Bad Gateway</html>")
+        if self.mode == "malformed":
+            return _send(200, b'{"latitude": 38.0, "hourly": {"time": [')
+        status, body = self.answer(req.query)
+        resp = _send(status, json.dumps(body).encode())
+        if self.mode == "slow":
+            resp.delay_s = self.delay_s  # a loop timer: stop() abandons it at once
+        return resp
 
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                q = parse_qs(split.query)
-                double.requests.append(q)
-                if split.path != "/v1/forecast":
-                    return self._send(404, b'{"error":true,"reason":"Not Found"}')
-                if double.mode == "500":
-                    return self._send(500, b"<html>502 Bad Gateway</html>")
-                if double.mode == "slow" and double._stop.wait(double.delay_s):
-                    return
-                if double.mode == "malformed":
-                    return self._send(200, b'{"latitude": 38.0, "hourly": {"time": [')
-                status, body = double.answer(q)
-                self._send(status, json.dumps(body).encode())
 
-            def _send(self, status: int, payload: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+def _send(status: int, payload: bytes) -> Response:
+    # Open-Meteo labels every answer JSON, even its proxy's HTML error pages.
+    return Response(status, payload, {"Content-Type": "application/json; charset=utf-8"})

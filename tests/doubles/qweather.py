@@ -2,7 +2,8 @@
 
 It speaks the documented JSON (shared reference ``co-index.md`` §3.2), gzip-compressed like the
 real service, checks the ``X-QW-Api-Key`` header (401 with a v2 error body otherwise) and the
-two-decimal coordinates, and records every request. Faults: ``mode = "malformed" | "slow" | "500"``.
+two-decimal coordinates, and records every request. Faults: ``mode = "malformed" | "slow" | "500"``,
+or a ``FaultPlan`` (latency, 429, resets...) like every double on the shared server base.
 
     with QWeatherDouble(key="k") as qw:
         qw.alerts = [make_alert(code="1068", color="yellow")]
@@ -14,12 +15,16 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from requests.structures import CaseInsensitiveDict
+
+from .faults import FaultPlan
+from .server import LoopbackDouble, Response
+from .server import Request as HttpRequest
 
 _PATH = re.compile(r"^/weatheralert/v1/current/(-?\d{1,2}(?:\.\d{1,2})?)/(-?\d{1,3}(?:\.\d{1,2})?)$")
 _SEVERITY = {"blue": "minor", "yellow": "moderate", "orange": "severe", "red": "extreme"}
@@ -77,35 +82,44 @@ def make_alert(
 
 @dataclass
 class Request:
-    """One request the double received."""
+    """One request the double received.
+
+    ``headers`` looks names up case-insensitively (``headers["X-QW-Api-Key"]``), as they were
+    sent; the shared server base stores them lower-cased.
+    """
 
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: Mapping[str, str]
 
 
-@dataclass
-class QWeatherDouble:
-    """A QWeather alert endpoint on 127.0.0.1; use as a context manager."""
+class QWeatherDouble(LoopbackDouble):
+    """A QWeather alert endpoint on 127.0.0.1; use as a context manager.
 
-    key: str = "test-key"
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    zero_result: bool | None = None  # None: true exactly when ``alerts`` is empty
-    mode: str = "ok"  # ok | malformed | slow | 500
-    delay_s: float = 2.0  # how long "slow" stalls before answering
-    requests: list[Request] = field(default_factory=list)
+    ``alerts``, ``zero_result``, ``mode`` and ``delay_s`` may be changed while it runs.
+    """
 
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the double first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def __init__(
+        self,
+        key: str = "test-key",
+        alerts: list[dict[str, Any]] | None = None,
+        zero_result: bool | None = None,
+        mode: str = "ok",
+        delay_s: float = 2.0,
+        *,
+        faults: FaultPlan | None = None,
+        port: int = 0,
+    ) -> None:
+        super().__init__(faults, port=port)
+        self.key = key
+        self.alerts: list[dict[str, Any]] = list(alerts or [])
+        self.zero_result = zero_result  # None: true exactly when ``alerts`` is empty
+        self.mode = mode  # ok | malformed | slow | 500
+        self.delay_s = delay_s  # how long "slow" stalls before answering
+        self.requests: list[Request] = []
 
     def body(self) -> dict[str, Any]:
+        """The JSON document a good answer carries, from ``alerts`` and ``zero_result``."""
         zero = (not self.alerts) if self.zero_result is None else self.zero_result
         doc: dict[str, Any] = {
             "metadata": {
@@ -118,60 +132,44 @@ class QWeatherDouble:
             doc["alerts"] = self.alerts
         return doc
 
-    def __enter__(self) -> QWeatherDouble:
-        double = self
+    # -- hooks -----------------------------------------------------------------------
+    def on_answer(self, req: HttpRequest, resp: Response | None, fault: str | None) -> None:
+        # Recorded for every request, answered or not (a reset, a client that gave up).
+        rec = Request(req.path, req.query, CaseInsensitiveDict(req.headers))
+        with self._lock:
+            self.requests.append(rec)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
+    def handle(self, req: HttpRequest) -> Response:
+        if req.method != "GET":
+            return _send(405, json.dumps({"error": "use GET"}).encode(), "application/json")
+        if req.header("x-qw-api-key") != self.key:
+            return _problem(401, "Unauthorized", "Invalid authentication credentials.")
+        if not _PATH.match(req.path):
+            return _problem(400, "Invalid Parameter", "latitude/longitude", ["location"])
+        if self.mode == "500":
+            return _send(500, b"internal error", "text/plain")
+        if self.mode == "malformed":
+            return _send(200, b'{"metadata": {"zeroResult": fal', "application/json")
+        resp = _send(200, json.dumps(self.body(), ensure_ascii=False).encode(), "application/json")
+        if self.mode == "slow":
+            resp.delay_s = self.delay_s  # a loop timer: stop() abandons it at once
+        return resp
 
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                double.requests.append(
-                    Request(split.path, parse_qs(split.query), {k: v for k, v in self.headers.items()})
-                )
-                if self.headers.get("X-QW-Api-Key") != double.key:
-                    return self._problem(401, "Unauthorized", "Invalid authentication credentials.")
-                if not _PATH.match(split.path):
-                    return self._problem(400, "Invalid Parameter", "latitude/longitude", ["location"])
-                if double.mode == "500":
-                    return self._send(500, b"internal error", "text/plain")
-                if double.mode == "slow" and double._stop.wait(double.delay_s):
-                    return
-                if double.mode == "malformed":
-                    return self._send(200, b'{"metadata": {"zeroResult": fal', "application/json")
-                self._send(200, json.dumps(double.body(), ensure_ascii=False).encode(), "application/json")
 
-            def _problem(self, status: int, title: str, detail: str, params: list | None = None) -> None:
-                err: dict[str, Any] = {
-                    "status": status,
-                    "type": f"https://dev.qweather.com/docs/resource/error-code/#{title.lower()}",
-                    "title": title,
-                    "detail": detail,
-                }
-                if params:
-                    err["invalidParams"] = params
-                self._send(status, json.dumps({"error": err}).encode(), "application/problem+json")
+def _problem(status: int, title: str, detail: str, params: list[str] | None = None) -> Response:
+    """QWeather's v2 error body (``application/problem+json``)."""
+    err: dict[str, Any] = {
+        "status": status,
+        "type": f"https://dev.qweather.com/docs/resource/error-code/#{title.lower()}",
+        "title": title,
+        "detail": detail,
+    }
+    if params:
+        err["invalidParams"] = params
+    return _send(status, json.dumps({"error": err}).encode(), "application/problem+json")
 
-            def _send(self, status: int, payload: bytes, ctype: str) -> None:
-                data = gzip.compress(payload)  # the real API always answers gzip
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-                    self.send_header("Content-Encoding", "gzip")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (timeout test)
-                    pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+def _send(status: int, payload: bytes, ctype: str) -> Response:
+    # The real API always answers gzip, whatever the client offered.
+    headers = {"Content-Type": f"{ctype}; charset=utf-8", "Content-Encoding": "gzip"}
+    return Response(status, gzip.compress(payload, mtime=0), headers)
