@@ -116,8 +116,8 @@ class Broadcasts:
     def _upload_dir(self) -> Path:
         return self.svc.cfg.data_dir / "uploads"
 
-    def _check_upload(self, data: bytes) -> str:
-        """Decode the recording once (rejecting non-audio and over-long ones); keep the original."""
+    def upload_bulletin(self, data: bytes, repeat: int = 1, fmt: str | None = None) -> Bulletin:
+        """The bulletin an uploaded recording makes; non-audio, over 10 MB or 5 minutes -> InputError."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise InputError("audio", "录音文件不能超过 10 MB / the recording is larger than 10 MB")
         from broadcaster.audio import compose
@@ -126,11 +126,16 @@ class Broadcasts:
             # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
             if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
                 raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
-            b = self.svc.renderer.render_upload(data, fmt=self.svc.cfg.settings.audio.format, repeat=1)
+            b = self.svc.renderer.render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format, repeat=repeat)
         except ValueError as exc:
             raise InputError("audio", f"无法识别的录音 / not a playable recording: {exc}") from None
-        if b.duration_s > MAX_UPLOAD_S + _CHIME_SLACK_S:
+        if b.duration_s > repeat * MAX_UPLOAD_S + _CHIME_SLACK_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
+        return b
+
+    def _check_upload(self, data: bytes) -> str:
+        """Check the recording by decoding it (see :meth:`upload_bulletin`); keep the original."""
+        self.upload_bulletin(data)
         digest = hashlib.sha256(data).hexdigest()
         d = self._upload_dir()
         d.mkdir(parents=True, exist_ok=True)

@@ -190,3 +190,24 @@ def test_user_passwords_are_stored_hashed(api: Api) -> None:
     with api.svc.ledger.reader() as s:
         stored = [u.password_hash for u in s.scalars(select(ConsoleUser))]
     assert stored and all(h.startswith("scrypt$") and "pass" not in h for h in stored)
+
+
+def test_preview_and_submit_an_uploaded_recording(api: Api) -> None:
+    from tests.test_api import wav_bytes
+
+    c = browser(api)
+    csrf = sign_in(c, "小李")
+    rec = {"audio": ("通知.wav", wav_bytes(3), "audio/wav")}
+    r = c.post("/console/preview", data={"csrf": csrf, "text": "", "repeat": "1"}, files=rec)
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg"
+    bad = c.post("/console/preview", data={"csrf": csrf, "repeat": "1"}, files={"audio": ("x.mp3", b"not audio", "audio/mpeg")})
+    assert bad.status_code == 422 and "无法识别的录音" in bad.json()["error"]
+    r = c.post("/compose", data={"csrf": csrf, "text": "村委会录音通知", "villages": ["dongcun"]},
+               files={"audio": ("x.mp3", b"not audio", "audio/mpeg")})
+    assert r.status_code == 422 and 'data-field="audio"' in r.text
+    r = c.post("/compose", data={"csrf": csrf, "text": "村委会录音通知", "villages": ["dongcun"]}, files=rec,
+               follow_redirects=False)
+    assert r.status_code == 303
+    bid = int(re.search(r"/history/(\d+)", r.headers["location"]).group(1))
+    assert [e.detail["upload_sha256"] for e in api.audit()
+                                     if e.action == "broadcast.create" and e.object_id == str(bid)][0]
