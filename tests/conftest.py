@@ -48,6 +48,14 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def unavailable(reason: str) -> None:
+    """Skip for a missing local service, or fail where CI must run everything
+    (``BROADCASTER_REQUIRE_SERVICES=1``, set by ``.ci/run``)."""
+    if os.environ.get("BROADCASTER_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason} (BROADCASTER_REQUIRE_SERVICES is set)")
+    pytest.skip(reason)
+
+
 def pg_available() -> str | None:
     """The reason PostgreSQL tests are skipped, or None when a server answers."""
     if not port_open("127.0.0.1", 5432):
@@ -72,7 +80,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     reason = pg_available()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     import uuid
 
     import sqlalchemy as sa

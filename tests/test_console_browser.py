@@ -3,7 +3,7 @@
 An operator signs in, composes a broadcast to two villages, loads the preview audio and submits;
 an approver signs in and approves; both villages' plays turn to played, reported by the built-in
 agents of a real ``broadcaster run``. ``tests/install-browser.sh`` installs Chromium; CI sets
-``BROADCASTER_REQUIRE_BROWSER=1`` so that a missing browser fails instead of skipping.
+``BROADCASTER_REQUIRE_SERVICES=1`` so that a missing browser fails instead of skipping.
 Set ``BROADCASTER_SCREENSHOTS=docs`` to refresh the screenshots the README shows.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, edit_yaml
+from tests.conftest import ROOT, edit_yaml, unavailable
 from tests.test_agent_e2e import BIN, Stack, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,9 +44,7 @@ def _why_not() -> str | None:
 def stack(tmp_path: Path, confdir: Path) -> Iterator[Stack]:
     reason = _why_not()
     if reason:
-        if os.environ.get("BROADCASTER_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
     port = free_port()
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
         listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))

@@ -21,10 +21,15 @@ from broadcaster.errors import TransientError
 from broadcaster.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
-from tests.conftest import edit_yaml, local, port_open
+from tests.conftest import edit_yaml, local, port_open, unavailable
 
 BROKER = ("127.0.0.1", 1883)
-pytestmark = pytest.mark.skipif(not port_open(*BROKER), reason="no MQTT broker (mosquitto) on 127.0.0.1:1883")
+
+
+@pytest.fixture(autouse=True)
+def _broker() -> None:
+    if not port_open(*BROKER):
+        unavailable("no MQTT broker (mosquitto) on 127.0.0.1:1883")
 
 
 def free_port() -> int:
