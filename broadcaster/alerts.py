@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -28,9 +29,10 @@ class Timing:
     night_end: datetime | None
 
 
-def sms_rows(plans: list[SmsPlan], provider: str, t: Timing) -> list[dict[str, Any]]:
-    return [
-        {
+def iter_sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> Iterator[dict[str, Any]]:
+    """Ledger rows for SMS plans, one at a time: a county-wide alert need not be held in memory."""
+    for p in plans:
+        yield {
             "channel": "sms",
             "kind": provider,
             "target": p.phone,
@@ -45,8 +47,11 @@ def sms_rows(plans: list[SmsPlan], provider: str, t: Timing) -> list[dict[str, A
             "possible_duplicate": False,
             "updated_at": t.now,
         }
-        for p in plans
-    ]
+
+
+def sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> list[dict[str, Any]]:
+    """Ledger rows for SMS plans, as a list (see ``iter_sms_rows`` to stream them)."""
+    return list(iter_sms_rows(plans, provider, t))
 
 
 def play_rows(

@@ -5,6 +5,7 @@ source -> reading -> rules -> alert -> deliveries -> channels -> ledger
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from broadcaster.alerts import play_rows, sms_rows, timing_for_night
+from broadcaster.alerts import iter_sms_rows, play_rows, timing_for_night
 from broadcaster.audio import Bulletin, Renderer
 from broadcaster.channels.sms import build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
@@ -196,7 +197,7 @@ class Service:
         now = self.now()
         t = timing_for_night(now, night, self.cfg.settings.schedule.play_expiry_min)
         plays, sha = play_rows(d.plays, self.speakers, self.cfg.settings.audio.format, self._render, t)
-        rows = sms_rows(d.sms, self.sms.type, t) + plays
+        rows = itertools.chain(iter_sms_rows(d.sms, self.sms.type, t), plays)  # streamed into the ledger
         town = self.cfg.settings.town
         alert = Alert(
             kind="auto", dedupe_key=f"auto:{town}:{night.date.isoformat()}:{level}", region=town,

@@ -106,6 +106,9 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("alert_id", "channel", "target", "slot", name="uq_delivery"),
         Index("ix_deliveries_due", "state", "due_at"),
+        # The dispatcher claims per channel: without the channel in the index, a claim on an idle
+        # channel walks every pending row of the busy one.
+        Index("ix_deliveries_claim", "channel", "state", "due_at"),
         Index("ix_deliveries_target", "channel", "target", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
