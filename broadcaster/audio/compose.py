@@ -6,9 +6,10 @@ rate, plenty for speech on horn speakers), mastered to ``TARGET_LUFS`` integrate
 true peak at or below ``PEAK_CEILING_DBTP``, so that every bulletin, synthesised or recorded,
 plays at the same level on an amplifier that was set up once.
 
-ffmpeg comes from the imageio-ffmpeg wheel (no system package needed). That wheel has no ffprobe,
-which pydub's generic ``from_file`` calls for anything but WAV, so :func:`decode` runs ffmpeg
-itself and hands pydub raw PCM.
+MP3 is encoded by LAME in-process (lameenc) and checked by decoding it in-process (miniaudio).
+ffmpeg, from the imageio-ffmpeg wheel (no system package needed), decodes uploaded recordings and
+encodes G.711. That wheel has no ffprobe, which pydub's generic ``from_file`` calls for anything
+but WAV, so :func:`decode` runs ffmpeg itself and hands pydub raw PCM.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import imageio_ffmpeg
+import lameenc
+import miniaudio
 import numpy as np
 
 with warnings.catch_warnings():
@@ -85,7 +88,9 @@ REPEAT_GAP_MS = 1500
 POST_ROLL_MS = 700
 FADE_MS = 8  # against clicks where trimmed speech starts or stops mid-waveform
 
-MP3_BITRATE = "64k"
+MP3_KBPS = 64
+MP3_QUALITY = 5  # LAME -q 5: its speed/quality middle; transparent enough for speech at 64 kbps
+_MP3_DELAY_SAMPLES = 576 + 529  # LAME's encoder delay plus the decoder's (mpg123, dr_mp3, ffmpeg)
 FORMATS: dict[str, str] = {"mp3": "mp3", "wav": "wav", "g711": "wav"}  # fmt -> file extension
 
 _ffmpeg_lock = threading.Lock()
@@ -282,16 +287,34 @@ def export(seg: AudioSegment, fmt: str) -> bytes:
     if fmt == "wav":
         seg.export(buf, format="wav")
     elif fmt == "mp3":
-        ffmpeg()
-        # No ID3 tag (cheap speaker decoders need none); the Info frame with the length stays.
-        seg.export(buf, format="mp3", bitrate=MP3_BITRATE,
-                   parameters=["-ac", "1", "-ar", str(SAMPLE_RATE), "-id3v2_version", "0",
-                               *exact])
+        return encode_mp3(seg)
     else:
         ffmpeg()
         seg.export(buf, format="wav", codec="pcm_mulaw",
                    parameters=["-ac", "1", "-ar", "8000", *exact])
     return buf.getvalue()
+
+
+def encode_mp3(seg: AudioSegment) -> bytes:
+    """64 kbps CBR mono MP3 with LAME in-process (lameenc), no ID3 tag (cheap speaker decoders
+    need none). In-process rather than the ffmpeg subprocess: a third of the cold render time."""
+    enc = lameenc.Encoder()
+    enc.set_bit_rate(MP3_KBPS)
+    enc.set_in_sample_rate(seg.frame_rate)
+    enc.set_channels(1)
+    enc.set_quality(MP3_QUALITY)
+    # lameenc writes no LAME/Info tag, so players cannot remove the codec's delay: take it out of
+    # the pre-roll silence instead, and the decoded chime starts exactly where it was placed.
+    pcm = seg.set_channels(1).set_sample_width(2).raw_data[2 * _MP3_DELAY_SAMPLES:]
+    return bytes(enc.encode(pcm) + enc.flush())
+
+
+def decode_mp3(data: bytes) -> np.ndarray:
+    """Our own MP3 bulletin → float samples at ``SAMPLE_RATE``, decoded in-process (miniaudio's
+    dr_mp3) the way a player would: what :func:`render` measures loudness and peaks on."""
+    d = miniaudio.decode(data, output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1,
+                         sample_rate=SAMPLE_RATE)
+    return np.frombuffer(d.samples, dtype="<i2").astype(np.float64) / 32768.0
 
 
 def render(message: AudioSegment, chime: AudioSegment | None, repeat: int,
@@ -322,7 +345,7 @@ def render(message: AudioSegment, chime: AudioSegment | None, repeat: int,
         data = export(bulletin, fmt)
         if fmt == "wav":  # lossless: what we mastered is what plays
             break
-        decoded = samples(decode(data))
+        decoded = decode_mp3(data) if fmt == "mp3" else samples(decode(data))
         loudness, peak = integrated_loudness(decoded, SAMPLE_RATE), true_peak_db(decoded)
         if abs(loudness - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU and peak <= MAX_PEAK_DBFS - 0.1:
             break
