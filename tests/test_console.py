@@ -211,3 +211,11 @@ def test_preview_and_submit_an_uploaded_recording(api: Api) -> None:
     bid = int(re.search(r"/history/(\d+)", r.headers["location"]).group(1))
     assert [e.detail["upload_sha256"] for e in api.audit()
                                      if e.action == "broadcast.create" and e.object_id == str(bid)][0]
+
+
+def test_a_village_with_two_plays_shows_how_many_played() -> None:
+    from broadcaster.web.views import play_state
+
+    assert play_state({"played": 1, "pending": 1}) == {"state": "pending", "played": 1, "total": 2}
+    assert play_state({"played": 2}) == {"state": "played", "played": 2, "total": 2}
+    assert play_state({"expired": 1, "played": 1})["state"] == "expired"

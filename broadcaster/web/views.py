@@ -83,12 +83,12 @@ def sms_summary(counts: dict[str, int]) -> dict[str, int]:
             "open": counts.get("pending", 0) + counts.get("sending", 0), "total": sum(counts.values())}
 
 
-def play_state(states: dict[str, int]) -> str:
-    """One village's plays summed up in one state: the least advanced that is still relevant."""
-    for st in ("sending", "pending", "failed", "expired", "sent", "played", "cancelled"):
-        if states.get(st):
-            return st
-    return "pending"
+def play_state(states: dict[str, int]) -> dict[str, Any]:
+    """One village's plays summed up: the least advanced state that still matters, and how many
+    of its plays (e.g. 17:30 and 19:30) were played."""
+    state = next((st for st in ("sending", "pending", "failed", "expired", "sent", "played", "cancelled")
+                  if states.get(st)), "pending")
+    return {"state": state, "played": states.get("played", 0), "total": sum(states.values())}
 
 
 def villages(svc: Service) -> list[dict[str, Any]]:
