@@ -119,6 +119,7 @@ class Agent:
         (self.cache / "audio").mkdir(parents=True, exist_ok=True)
         (self.cache / "results").mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self.online: bool | None = None
         self.commands: dict[str, dict[str, Any]] = self._load()
@@ -233,6 +234,12 @@ class Agent:
 
     def flush_results(self) -> int:
         """POST queued results; keep those the server could not take. Returns how many are left."""
+        # One flush at a time (the player thread and the network thread both flush): a second
+        # caller waits and then finds the results already delivered, so none is posted twice.
+        with self._flush_lock:
+            return self._flush_results()
+
+    def _flush_results(self) -> int:
         left = 0
         for path in sorted((self.cache / "results").glob("*.json")):
             cmd_id = path.stem

@@ -6,6 +6,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def serve(cfg: Config) -> int:
+    from broadcaster.accounts import Accounts
     from broadcaster.builtin_agents import BuiltinAgents
     from broadcaster.scheduler import Scheduler
     from broadcaster.service import Service
@@ -28,14 +31,16 @@ def serve(cfg: Config) -> int:
     agents = BuiltinAgents(svc)
     sched = Scheduler(svc)
     http = cfg.settings.http
-    server = uvicorn.Server(uvicorn.Config(create_app(svc, sched),
-                                           host=http.host, port=http.port, log_level="warning",
-                                           access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=5))
+
+    def stopping() -> None:
+        svc.stopping.set()  # open long polls answer now instead of holding the shutdown
+        agents.stop()
+
+    server = _Server(stopping, uvicorn.Config(create_app(svc, sched), host=http.host, port=http.port,
+                                              log_level="warning", access_log=False, lifespan="off",
+                                              timeout_graceful_shutdown=5))
     log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
-    from broadcaster.accounts import Accounts
-
     if not Accounts(svc.ledger).has_users():
         log.warning("no console users yet; create one with: broadcaster user add --name NAME --role admin -c %s",
                     cfg.path)
@@ -43,6 +48,7 @@ def serve(cfg: Config) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         # uvicorn handles these while it runs and re-raises them after its own shutdown;
         # this handler makes that re-raise (or a signal during start-up) a clean stop.
+        stopping()
         server.should_exit = True
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -64,6 +70,18 @@ def serve(cfg: Config) -> int:
         log.info("stopped")
     return 0
 
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the service as soon as a stop signal arrives."""
+
+    def __init__(self, on_exit: Callable[[], None], config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def _start_when_listening(server: uvicorn.Server, agents: "BuiltinAgents", url: str) -> None:

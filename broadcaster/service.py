@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,8 @@ class Service:
             sid: types[sc.type](sc, ctx) for sid, (_v, sc) in cfg.speakers.items()
         }
         self._bind_speakers()
+        # Set when the service begins to stop: long polls answer at once so that shutdown is quick.
+        self.stopping = threading.Event()
         # speaker id -> token sha256 of agents run in-process (broadcaster.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg)

@@ -258,3 +258,29 @@ def test_agent_reports_a_player_failure(tmp_path: Path) -> None:
     assert agent.tick() == 1
     res = json.loads((tmp_path / "results" / "7.json").read_text())
     assert res["status"] == "failed" and "no sound card" in res["error"]
+
+
+def test_builtin_agent_plays_and_stop_is_prompt_with_long_polls_open(tmp_path: Path, confdir: Path) -> None:
+    """The demo's built-in agent plays the catch-up alert; SIGTERM with its long poll open stops
+    the service at once and cleanly (no graceful-shutdown timeout, no traceback)."""
+    port = free_port()
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
+        listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
+    edit_yaml(confdir / "directory.yaml", lambda d: d["villages"][2]["speakers"].append(
+        {"id": "nancun-room", "type": "agent", "builtin": True}))
+    st = Stack(tmp_path, confdir, port)
+    st.start_server()
+    try:
+        played = confdir.parent / "var" / "played" / "nancun-room"
+        assert wait_for(lambda: list(played.glob("*.mp3")), 20), (tmp_path / "server.log").read_text()[-2000:]
+        time.sleep(1.0)  # the agent is back in its long poll
+        assert st.server is not None
+        t0 = time.monotonic()
+        st.server.send_signal(signal.SIGTERM)
+        assert st.server.wait(10) == 0
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        st.close()
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log and "stopped" in log
+    assert log.count("reported played") == 1

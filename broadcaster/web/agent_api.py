@@ -166,7 +166,8 @@ def router(svc: Any) -> APIRouter:
         deadline = time.monotonic() + min(wait, MAX_WAIT_S)
         while True:
             cmds = await run_in_threadpool(_commands, svc, sid)
-            if cmds or time.monotonic() >= deadline or await request.is_disconnected():
+            if (cmds or time.monotonic() >= deadline or svc.stopping.is_set()
+                    or await request.is_disconnected()):
                 return cmds
             await asyncio.sleep(min(POLL_EVERY_S, max(0.0, deadline - time.monotonic())))
 
