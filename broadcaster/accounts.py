@@ -21,7 +21,8 @@ from sqlalchemy import delete, select, update
 from broadcaster.errors import Forbidden, InputError
 from broadcaster.ledger import ConsoleSession, ConsoleUser, Ledger
 
-ROLES = ("operator", "approver", "admin")
+# Roles in rank order (DESIGN A6): operator < approver < admin. Agents are not people and rank nowhere.
+ROLES = {"operator": 1, "approver": 2, "admin": 3}
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
 MAX_FAILURES = 5
@@ -29,6 +30,11 @@ LOCK_FOR = timedelta(minutes=15)
 _TOUCH_EVERY = timedelta(seconds=60)  # last_seen is written at most this often
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
+
+
+def at_least(role: str, minimum: str) -> bool:
+    """True when ``role`` ranks at or above ``minimum`` (unknown roles, e.g. agent, never do)."""
+    return ROLES.get(role, 0) >= ROLES[minimum]
 
 
 def hash_password(password: str) -> str:

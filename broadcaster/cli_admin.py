@@ -94,7 +94,8 @@ def _label(status: str) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Create an API token: print it once, alone on the last line; store only its hash."""
-    from broadcaster.web.auth import AGENT, ROLES, create_token, hash_token
+    from broadcaster.accounts import ROLES
+    from broadcaster.web.auth import AGENT, create_token, hash_token
 
     if args.role not in ROLES and args.role != AGENT:
         raise InputError("--role", "应为 operator、approver、admin 或 agent / unknown role")

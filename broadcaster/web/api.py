@@ -29,8 +29,6 @@ from broadcaster.web.auth import Principal, current_principal
 
 log = logging.getLogger(__name__)
 
-_ROLES = {"operator": 1, "approver": 2, "admin": 3}
-
 
 class BroadcastIn(BaseModel):
     """A manual broadcast: the text is sent as SMS to the groups and spoken in the villages."""

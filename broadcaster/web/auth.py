@@ -17,10 +17,10 @@ from datetime import datetime
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
 
+from broadcaster.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.ledger import ApiToken, Ledger
 
-ROLES = {"operator": 1, "approver": 2, "admin": 3}
 AGENT = "agent"
 
 
@@ -31,7 +31,7 @@ class Principal:
     speaker_id: str | None = None
 
     def at_least(self, role: str) -> bool:
-        return self.role != AGENT and ROLES.get(self.role, 0) >= ROLES[role]
+        return at_least(self.role, role)
 
 
 def hash_token(token: str) -> str:

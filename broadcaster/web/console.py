@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
-from broadcaster.accounts import Accounts, SessionInfo
+from broadcaster.accounts import Accounts, SessionInfo, at_least
 from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.messages import sms_segments
@@ -33,7 +33,6 @@ from broadcaster.web import views
 log = logging.getLogger(__name__)
 
 COOKIE, LOGIN_COOKIE = "bc_session", "bc_login"
-_RANK = {"operator": 1, "approver": 2, "admin": 3}
 ROLE_ZH = {"operator": "操作员", "approver": "审批人", "admin": "管理员"}
 FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "at": "发送时间", "repeat": "重复次数",
             "audio": "录音文件"}
@@ -210,14 +209,14 @@ def router(svc: Service) -> APIRouter:
     @r.get("/approvals")
     def approvals(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
         items = [bc.get(a.id) for a in views.pending_broadcasts(svc)]
-        return page(request, "approvals.html", me, items=items, can_approve=_RANK[me.role] >= _RANK["approver"],
+        return page(request, "approvals.html", me, items=items, can_approve=at_least(me.role, "approver"),
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     groups=svc.cfg.directory.groups, fmt=svc.cfg.settings.audio.format)
 
     @r.post("/broadcasts/{bid}/approve")
     async def approve(bid: int, request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
-        if _RANK[me.role] < _RANK["approver"]:
+        if not at_least(me.role, "approver"):
             return back("/approvals", "需要审批人权限")
         try:
             bc.approve(bid, me.user)
@@ -271,7 +270,7 @@ def router(svc: Service) -> APIRouter:
 
     @r.get("/audit")
     def audit(request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
-        if me.role != "admin":
+        if not at_least(me.role, "admin"):
             return page(request, "denied.html", me, 403)
         rows, total = views.audit_page(svc, max(p, 0))
         return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE, tz=tz)
