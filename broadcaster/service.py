@@ -23,7 +23,6 @@ from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
 from broadcaster.feeds import PollResult, SourceContext, build_sources, poll_sources
 from broadcaster.ledger import Alert, ContactFlag, Delivery, Ledger, ReadingRow
-from broadcaster.logutil import mask_phone
 from broadcaster.rules import Decision, decide
 from broadcaster.timeutil import Clock, Night, in_season, tonight
 
@@ -250,12 +249,5 @@ class Service:
         with self.ledger.reader() as s:
             return {f.phone: f.reason for f in s.scalars(select(ContactFlag).where(ContactFlag.unreachable))}
 
-    def polled_tonight(self, night: Night) -> bool:
-        with self.ledger.reader() as s:
-            return s.scalar(select(ReadingRow.id).where(ReadingRow.night == night.date).limit(1)) is not None
-
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)
-
-    def describe_sms(self, phone: str) -> str:
-        return mask_phone(phone)

@@ -12,7 +12,7 @@ from broadcaster.config import load_config
 from broadcaster.ledger import Delivery
 from broadcaster.service import Service
 from broadcaster.timeutil import FakeClock
-from tests.conftest import edit_yaml, local
+from tests.conftest import edit_yaml
 from tests.doubles.faults import FaultPlan
 from tests.doubles.twilio import TwilioDouble
 

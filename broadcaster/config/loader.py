@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from broadcaster.channels.speakers import SpeakerConfig, speaker_types
-from broadcaster.config.models import ClipTemplate, DirectoryFile, RulesFile, Settings, Village
+from broadcaster.config.models import DirectoryFile, RulesFile, Settings, Village
 from broadcaster.errors import ConfigError, Problem
 from broadcaster.feeds import SourceConfig, source_types
 
