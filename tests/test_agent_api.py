@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from broadcaster.config import load_config
-from broadcaster.ledger import Delivery
+from broadcaster.ledger import AuditEntry, Delivery
 from broadcaster.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
@@ -88,6 +89,10 @@ def test_commands_results_and_isolation(setup) -> None:  # type: ignore[no-untyp
     assert r.status_code == 404
     assert client.get("/api/agent/v1/commands?wait=0", headers=auth(op)).status_code == 403
     assert client.get("/api/agent/v1/commands?wait=0", headers=auth("wrong-token-xxxxxxxx")).status_code == 401
+    with svc.ledger.reader() as s:  # a wrong agent token is audited like any failed authentication
+        failed = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.failed")).all()
+    assert any(e.detail["path"] == "/api/agent/v1/commands" for e in failed)
+    assert not any("wrong-token" in str(e.detail) for e in failed)
 
     # Validation names the field.
     r = client.post(f"/api/agent/v1/commands/{c['id']}/result", json={"status": "loud"}, headers=auth(TOKEN_A))

@@ -10,24 +10,19 @@ Errors: 401 without a valid token, 403 for the wrong role or an agent token, 404
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
 from broadcaster.service import Service
-from broadcaster.web.auth import Principal, current_principal
-
-log = logging.getLogger(__name__)
+from broadcaster.web.auth import Principal, require
 
 
 class BroadcastIn(BaseModel):
@@ -48,30 +43,6 @@ class PreviewIn(BaseModel):
 class Created(BaseModel):
     id: int
     status: str
-
-
-class _AuthAudit:
-    """Audits failed sign-ins, at most one entry per client and minute (a flood must not fill the ledger)."""
-
-    def __init__(self, svc: Service, every_s: float = 60.0) -> None:
-        self.svc, self.every_s = svc, every_s
-        self._last: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def failed(self, request: Request, status: int) -> None:
-        client = request.client.host if request.client else "?"
-        now = time.monotonic()
-        with self._lock:
-            last, suppressed = self._last.get(client, (-1e9, 0))
-            if now - last < self.every_s:
-                self._last[client] = (last, suppressed + 1)
-                return
-            self._last[client] = (now, 0)
-        # Never the token itself: only where it came from and what it tried.
-        self.svc.ledger.audit(self.svc.now(), f"anonymous@{client}", "auth.failed", "http", None,
-                              {"status": status, "method": request.method, "path": request.url.path,
-                               "suppressed_before": suppressed})
-        log.warning("HTTP %d for %s %s from %s", status, request.method, request.url.path, client)
 
 
 @contextmanager
@@ -95,23 +66,7 @@ def router(svc: Service) -> APIRouter:
     """The ``/api/v1`` JSON routes bound to ``svc``."""
     r = APIRouter(prefix="/api/v1", tags=["api"])
     bc = Broadcasts(svc)
-    audit = _AuthAudit(svc)
-
-    def role(min_role: str):  # type: ignore[no-untyped-def]
-        def dep(request: Request) -> Principal:
-            try:
-                p = current_principal(request)
-            except HTTPException as exc:
-                if exc.status_code == 401:
-                    audit.failed(request, 401)
-                raise
-            if not p.at_least(min_role):  # agents never pass
-                raise HTTPException(403, f"requires role {min_role} or higher / 需要 {min_role} 及以上权限")
-            return p
-
-        return dep
-
-    operator, approver = Depends(role("operator")), Depends(role("approver"))
+    operator, approver = Depends(require("operator")), Depends(require("approver"))
 
     @r.get("/status")
     def get_status(p: Principal = operator) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.service import Service
-from broadcaster.web import agent_api, api, console, receipts
+from broadcaster.web import agent_api, api, auth, console, receipts
 
 
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
@@ -18,6 +18,7 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
                   description="CO-poisoning alerts to SMS and village loudspeakers")
     app.state.svc = svc
     app.state.scheduler = scheduler
+    app.state.auth_audit = auth.AuthAudit(svc)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

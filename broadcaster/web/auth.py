@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
@@ -20,6 +24,8 @@ from sqlalchemy import select
 from broadcaster.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.ledger import ApiToken, Ledger
+
+log = logging.getLogger(__name__)
 
 AGENT = "agent"
 
@@ -76,12 +82,38 @@ def _bearer(request: Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+class AuthAudit:
+    """Audits failed bearer-token authentication, at most one entry per client and minute (a flood
+    must not fill the ledger)."""
+
+    def __init__(self, svc: Any, every_s: float = 60.0) -> None:
+        self.svc, self.every_s = svc, every_s
+        self._last: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, request: Request, status: int) -> None:
+        client = request.client.host if request.client else "?"
+        now = time.monotonic()
+        with self._lock:
+            last, suppressed = self._last.get(client, (-1e9, 0))
+            if now - last < self.every_s:
+                self._last[client] = (last, suppressed + 1)
+                return
+            self._last[client] = (now, 0)
+        # Never the token itself: only where it came from and what it tried.
+        self.svc.ledger.audit(self.svc.now(), f"anonymous@{client}", "auth.failed", "http", None,
+                              {"status": status, "method": request.method, "path": request.url.path,
+                               "suppressed_before": suppressed})
+        log.warning("HTTP %d for %s %s from %s", status, request.method, request.url.path, client)
+
+
 def current_principal(request: Request) -> Principal:
-    """FastAPI dependency: 401 without a valid bearer token."""
+    """FastAPI dependency: 401 (audited) without a valid bearer token."""
     svc = request.app.state.svc
     # Bearer only: console sessions never reach the API, so it needs no CSRF defence.
     p = resolve_token(svc, _bearer(request))
     if p is None:
+        request.app.state.auth_audit.failed(request, 401)
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     return p
 
@@ -91,7 +123,7 @@ def require(role: str):  # type: ignore[no-untyped-def]
 
     def dep(p: Principal = Depends(current_principal)) -> Principal:
         if not p.at_least(role):
-            raise HTTPException(403, f"requires role {role} or higher")
+            raise HTTPException(403, f"requires role {role} or higher / 需要 {role} 及以上权限")
         return p
 
     return dep
