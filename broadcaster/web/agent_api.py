@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from broadcaster.ledger import Delivery, EndpointContact
-from broadcaster.web.auth import AGENT, Principal, require, require_agent, resolve_token
+from broadcaster.web.auth import AGENT, Principal, current_principal, require, require_agent
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +197,7 @@ def router(svc: Any) -> APIRouter:
             if not ok:
                 raise HTTPException(403, "bad or expired signature")
         else:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            p = resolve_token(svc, token.strip() if scheme.lower() == "bearer" else "")
-            if p is None:
-                raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+            p = current_principal(request)
             if p.role == AGENT:
                 if not p.speaker_id or not _owns_audio(svc, p.speaker_id, sha, ext):
                     raise HTTPException(404, "no such audio")
