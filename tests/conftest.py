@@ -13,9 +13,30 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from tests.support import clock, procs
+
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("BROADCASTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``BROADCASTER_TEST_AT=HH:MM`` runs the session (and every process it starts) at that hour
+    of the town's day, on today's date; ``.ci/run`` runs the clock-sensitive tests at four hours."""
+    config.addinivalue_line("markers", "clock: depends on the hour of the town's day; .ci/run runs "
+                            "these at 03:00, 10:00, 19:29 and 23:00 Asia/Shanghai")
+    spec = os.environ.get(clock.HOUR_ENV)
+    if spec and not os.environ.get(clock.FAKE_ENV):
+        when = clock.town_time(spec)
+        os.environ.update(clock.env_at(when))
+        clock.travel(when)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Whatever happens in a test (a failed assertion half-way), the processes it started end with it."""
+    yield
+    procs.reap()
 
 
 def local(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:

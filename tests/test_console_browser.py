@@ -19,7 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, edit_yaml, unavailable
-from tests.test_agent_e2e import BIN, Stack, free_port
+from tests.support.procs import BIN, free_port
+from tests.support.stack import Stack
+
+# The service runs on the wall clock here: .ci/run repeats these at four hours of the town's day.
+pytestmark = pytest.mark.clock
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
