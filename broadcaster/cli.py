@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
@@ -45,7 +46,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from broadcaster.server import serve
 
-    return serve(_load(args))
+    cfg = _load(args)
+    listen = args.listen or os.environ.get("BROADCASTER_LISTEN")
+    if listen:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InputError("--listen", f"应为 HOST:PORT，例如 127.0.0.1:8081 / expected HOST:PORT, got {listen!r}")
+        cfg.settings.http.listen = f"{host}:{port}"
+    return serve(cfg)
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -174,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         return sp
 
-    add("run", cmd_run, "the service: scheduler, dispatcher, HTTP API and console")
+    sp = add("run", cmd_run, "the service: scheduler, dispatcher, HTTP API and console")
+    sp.add_argument("--listen", metavar="HOST:PORT",
+                    help="listen here instead of http.listen (also $BROADCASTER_LISTEN)")
     add("check", cmd_check, "validate all configuration")
     sp = add("poll", cmd_poll, "one poll now: fetch, decide, dispatch")
     sp.add_argument("--dry-run", action="store_true", help="only print what would be sent")

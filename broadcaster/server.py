@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,11 +14,32 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from broadcaster.config import Config
+from broadcaster.errors import BroadcasterError
 
 if TYPE_CHECKING:
     from broadcaster.builtin_agents import BuiltinAgents
 
 log = logging.getLogger(__name__)
+
+
+def bind(cfg: Config, host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is polled or sent: a service that cannot
+    serve its console and agents must not start sending (and would send again on its next start)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BroadcasterError(
+            f"{cfg.path.name}: http.listen: 无法监听 {host}:{port}（{exc.strerror or exc}）。"
+            f"请在 http.listen 中换一个端口，或用 `broadcaster run --listen HOST:PORT`"
+            f"（或环境变量 BROADCASTER_LISTEN）。 / cannot listen on {host}:{port} "
+            f"({exc.strerror or exc}): change http.listen, or use --listen HOST:PORT"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve(cfg: Config) -> int:
@@ -27,16 +49,20 @@ def serve(cfg: Config) -> int:
     from broadcaster.service import Service
     from broadcaster.web.app import create_app
 
+    http = cfg.settings.http
+    sock = bind(cfg, http.host, http.port)
     svc = Service(cfg)
     agents = BuiltinAgents(svc)
     sched = Scheduler(svc)
-    http = cfg.settings.http
+
+    app = create_app(svc, sched)
 
     def stopping() -> None:
-        svc.stopping.set()  # open long polls answer now instead of holding the shutdown
+        svc.stopping.set()
+        app.state.command_watch.close()  # open long polls answer now instead of holding the shutdown
         agents.stop()
 
-    server = _Server(stopping, uvicorn.Config(create_app(svc, sched), host=http.host, port=http.port,
+    server = _Server(stopping, uvicorn.Config(app, host=http.host, port=http.port,
                                               log_level="warning", access_log=False, lifespan="off",
                                               timeout_graceful_shutdown=5))
     log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
@@ -61,15 +87,15 @@ def serve(cfg: Config) -> int:
                          daemon=True).start()
     try:
         if not server.should_exit:
-            server.run()  # returns on SIGINT/SIGTERM
+            server.run(sockets=[sock])  # returns on SIGINT/SIGTERM
     finally:
         log.info("shutting down: finishing in-flight sends")
         agents.stop()
         sched.shutdown()
         svc.close()
+        sock.close()
         log.info("stopped")
     return 0
-
 
 
 class _Server(uvicorn.Server):
