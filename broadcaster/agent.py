@@ -121,6 +121,8 @@ class Agent:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
+        self._changed = threading.Event()  # new commands: the playing thread looks again
+        self.etag: str | None = None  # of the last commands answer: the server holds the poll until it changes
         self.online: bool | None = None
         self.commands: dict[str, dict[str, Any]] = self._load()
 
@@ -162,9 +164,10 @@ class Agent:
         """One round of network work: send queued results, fetch commands, download audio."""
         self.flush_results()
         wait = self.wait if wait is None else wait
+        headers = {"If-None-Match": self.etag} if self.etag else {}
         try:
             resp = self.http.get(f"{self.server}/api/agent/v1/commands", params={"wait": wait},
-                                 timeout=(5, wait + 15))
+                                 headers=headers, timeout=(5, wait + 15))
         except requests.RequestException as exc:
             self._net_down(exc)
             self._stop.wait(min(5.0, max(1.0, wait)))
@@ -177,20 +180,39 @@ class Agent:
             return
         self._net_ok()
         self.merge(resp.json())
+        self.etag = resp.headers.get("ETag")
         self.download_missing()
 
     def merge(self, cmds: list[dict[str, Any]]) -> None:
+        """Take the server's answer: new commands are kept; withdrawn ones are dropped unplayed."""
         with self._lock:
             for c in cmds:
                 key = str(c["id"])
+                if c.get("cancelled"):
+                    self._withdraw(key)
+                    continue
                 if key in self.commands:
                     continue
                 self.commands[key] = {**c, "done": None}
-                when = _parse(c["play_at"]).astimezone()
+                when = _parse(c["play_at"])
                 log.info("command %s: play at %s (expires %s)", key, c["play_at"], c["expires_at"])
+                # The server's offset is the town's: shown as the town's time whatever this PC's zone.
                 say(f"收到播放任务 #{key}，将于 {when:%m-%d %H:%M:%S} 播放 {c.get('repeat', 1)} 遍。")
             self._prune()
             self._save()
+        self._changed.set()
+
+    def _withdraw(self, key: str) -> None:
+        """The server withdrew command ``key`` (a cancelled broadcast, a superseded alert)."""
+        c = self.commands.get(key)
+        if c is not None and c["done"]:
+            return  # already played (or failed/expired): that result tells the server what happened
+        if c is not None:
+            c["done"] = "cancelled"
+            log.info("command %s withdrawn by the server; it will not play", key)
+            say(f"任务 #{key} 已被撤回，不再播放。")
+        # Acknowledge (also for a command this agent never had), so the server stops listing it.
+        self.queue_result(key, "cancelled")
 
     def _prune(self) -> None:
         old = self.clock.now() - timedelta(days=2)
@@ -268,6 +290,13 @@ class Agent:
             return sorted((c for c in self.commands.values() if not c["done"] and _parse(c["play_at"]) <= now),
                           key=lambda c: c["play_at"])
 
+    def seconds_to_next(self, cap: float = 5.0) -> float:
+        """How long the playing thread may sleep: until the next command's time, at most ``cap``."""
+        now = self.clock.now()
+        with self._lock:
+            waits = [(_parse(c["play_at"]) - now).total_seconds() for c in self.commands.values() if not c["done"]]
+        return max(0.0, min([cap, *waits]))
+
     def tick(self) -> int:
         """Play (or expire) every command that is due. Returns how many were settled."""
         n = 0
@@ -279,6 +308,7 @@ class Agent:
     def _finish(self, c: dict[str, Any], status: str, played_at: datetime | None = None,
                 error: str | None = None) -> None:
         with self._lock:
+            # A play that finished after the withdrawal arrived was still heard: report "played".
             c["done"] = status
             self._save()
         self.queue_result(str(c["id"]), status, played_at, error)
@@ -295,6 +325,10 @@ class Agent:
             return
         if not path.exists():
             return  # not downloaded yet: the network thread keeps trying until it expires
+        with self._lock:
+            if c["done"]:
+                return  # withdrawn by the server a moment ago
+            c["done"] = "playing"
         started = self.clock.now()
         say(f"开始播放任务 #{key}（共 {c.get('repeat', 1)} 遍）。")
         try:
@@ -315,6 +349,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._changed.set()
 
     def run(self) -> None:
         """Until stopped: the network thread syncs, this thread plays on time."""
@@ -324,7 +359,9 @@ class Agent:
         while not self._stop.is_set():
             if self.tick():
                 threading.Thread(target=self.flush_results, daemon=True).start()
-            self._stop.wait(0.1)
+            # Asleep until the next play (or new commands), not polling: an idle agent costs nothing.
+            self._changed.wait(self.seconds_to_next())
+            self._changed.clear()
             if not net.is_alive():
                 break
         self._stop.set()

@@ -234,8 +234,9 @@ class Broadcasts:
                 rows.append({"channel": "speaker", "kind": channel.type, "target": sc.id, "slot": when.isoformat(),
                              "village_id": vid, "audio_sha256": b.sha256, "audio_ext": b.ext, "repeat": 1,
                              "play_at": when,
-                             # Pushed at ``at``, not before, so that a cancel reaches every endpoint.
-                             "due_at": None if channel.mode == "pull" else when,
+                             # Handed over as soon as approved, like automatic alerts (DESIGN A7):
+                             # a cancel withdraws it from the endpoint that holds it.
+                             "due_at": {"schedule": now, "play_at": when, "pull": None}[channel.mode],
                              "expires_at": when + expiry, "state": "pending", "attempts": 0,
                              "possible_duplicate": False, "updated_at": now})
         return rows, held
@@ -246,15 +247,16 @@ class Broadcasts:
         now = self.svc.now()
         if a.status == "cancelled":
             return {"id": alert_id, "status": "cancelled", "cancelled": 0}
-        if self.status_of(alert_id) == "done":
+        n, withdrawing = self.svc.withdraw([alert_id], f"cancelled by {actor}")
+        if n == 0 and a.status != "pending_approval" and self.status_of(alert_id) == "done":
             raise Conflict("广播已全部发出，无法取消 / broadcast is done; nothing left to cancel")
         with self.svc.ledger.session() as s:
-            n = s.execute(update(Delivery).where(Delivery.alert_id == alert_id, Delivery.state == "pending").values(
-                state="cancelled", last_error=f"cancelled by {actor}", updated_at=now)).rowcount or 0
             s.execute(update(Alert).where(Alert.id == alert_id).values(status="cancelled", cancelled_by=actor))
         self.svc.ledger.audit(now, actor, "broadcast.cancel", "alert", alert_id,
-                              {"cancelled_deliveries": n, "text": a.speaker_text, "audio_sha256": a.audio_sha256})
-        log.info("broadcast %d cancelled by %s: %d pending deliveries cancelled", alert_id, actor, n)
+                              {"cancelled_deliveries": n, "withdrawing": withdrawing, "text": a.speaker_text,
+                               "audio_sha256": a.audio_sha256})
+        log.info("broadcast %d cancelled by %s: %d deliveries cancelled, %d plays to withdraw from endpoints",
+                 alert_id, actor, n, withdrawing)
         return {"id": alert_id, "status": "cancelled", "cancelled": n}
 
     # ------------------------------------------------------------------- reads
@@ -327,13 +329,14 @@ def computed_status(a: Alert, counts: dict[str, dict[str, int]], now: datetime) 
     """Stored status for pending/cancelled; otherwise scheduled, dispatching or done from deliveries."""
     if a.status in ("pending_approval", "cancelled"):
         return a.status
-    states = {st: n for ch in counts.values() for st, n in ch.items()}
+    states = {st for ch in counts.values() for st, n in ch.items() if n}
+    # Before ``at``, plays already handed to their endpoints (sent) are still to come.
+    if a.at is not None and now < a.at and states <= {"pending", "sent"}:
+        return "scheduled"
     # "sent" counts as gone out: a receipt may still move it to delivered or failed, but
     # nothing more will be sent for it.
-    if not any(st in OPEN for st in states):
+    if not states & OPEN:
         return "done"
-    if a.at is not None and now < a.at and set(states) <= {"pending"}:
-        return "scheduled"
     return "dispatching"
 
 

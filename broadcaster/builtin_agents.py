@@ -15,7 +15,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from broadcaster.agent import Agent, command_player
@@ -25,12 +25,13 @@ from broadcaster.service import Service
 log = logging.getLogger(__name__)
 
 
-def copy_player(folder: Path) -> Callable[[Path], None]:
-    """A player that files each bulletin as ``{time}-{name}`` in ``folder`` (atomically)."""
+def copy_player(folder: Path, tz: tzinfo) -> Callable[[Path], None]:
+    """A player that files each bulletin as ``{time}-{name}`` in ``folder`` (atomically), the
+    time in the town's zone ``tz`` whatever the host's (a Docker container's is UTC)."""
 
     def play(path: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{path.name}"
+        dest = folder / f"{datetime.now(tz):%Y%m%d-%H%M%S}-{path.name}"
         tmp = dest.with_name(f".{dest.name}.tmp")
         shutil.copyfile(path, tmp)
         tmp.replace(dest)
@@ -60,8 +61,8 @@ class BuiltinAgents:
             sc = cfg.speakers[sid][1]
             assert isinstance(sc, AgentConfig)
             played = cfg.directory_dir / sc.played_dir if sc.played_dir else cfg.data_dir / "played" / sid
-            player = command_player(sc.player) if sc.player else copy_player(played.resolve())
-            agent = Agent(server_url, token, cfg.data_dir / "agents" / sid, player, clock=self.svc.clock, wait=20)
+            player = command_player(sc.player) if sc.player else copy_player(played.resolve(), cfg.tz)
+            agent = Agent(server_url, token, cfg.data_dir / "agents" / sid, player, clock=self.svc.clock, wait=30)
             self.agents.append(agent)
             threading.Thread(target=self._run, args=(sid, agent), name=f"agent-{sid}", daemon=True).start()
             log.info("built-in agent for speaker %s started", sid)

@@ -36,6 +36,20 @@ _RELEASE = object()  # the job was not attempted (shutting down): back to pendin
 # with nothing due is not queried at every step of a large fan-out on the other one.
 _DRY_S = 0.25
 _GATHER_S = 0.01  # the loop's pause between steps while sends are in flight
+# With nothing due the loop sleeps until the next due or expiry time, but looks at the ledger at
+# least this often: work written by another process (the CLI, a second node) is not woken for.
+IDLE_CHECK_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Withdrawal:
+    """A cancelled play to take back from the endpoint that holds it (DESIGN A7)."""
+
+    job: DeliveryJob
+
+    @property
+    def channel(self) -> str:
+        return "speaker"
 
 
 def _who(job: DeliveryJob) -> str:
@@ -191,16 +205,24 @@ class Dispatcher:
                 # instead of one per finished send (they are still written within ~10 ms).
                 self._stop.wait(_GATHER_S)
             if not worked:
-                self._wake.wait(self._idle_wait())
-                self._wake.clear()
+                self._idle()
 
-    def _idle_wait(self) -> float:
-        if any(self._inflight.values()):
-            return 0.05
-        nxt = self.ledger.next_due()
-        if nxt is None:
-            return 1.0
-        return max(0.01, min(1.0, (nxt - self.clock.now()).total_seconds()))
+    def _idle(self) -> None:
+        """Sleep until something may be due: new work (``wake``), a finished send, or the next
+        due or expiry time in the ledger. An idle service asks the ledger one cheap question
+        every ``IDLE_CHECK_S`` and writes nothing (DESIGN A8)."""
+        while not self._stop.is_set():
+            if any(self._inflight.values()):
+                delay = 0.05
+            else:
+                nxt = self.ledger.next_due()
+                delay = IDLE_CHECK_S if nxt is None else min(IDLE_CHECK_S, (nxt - self.clock.now()).total_seconds())
+                if delay <= 0:
+                    return
+            woken = self._wake.wait(delay)
+            self._wake.clear()
+            if woken or any(self._inflight.values()):
+                return
 
     # ----------------------------------------------------------------- work
 
@@ -237,6 +259,14 @@ class Dispatcher:
                 self._inflight[channel] += 1
                 self._pools[channel].submit(job)
                 claimed += 1
+        if not self._stop.is_set() and not self._is_dry("withdraw", now):
+            jobs = self.ledger.claim_withdrawals(now, self._caps["speaker"])
+            if not jobs:
+                self._dry["withdraw"] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
+            for job in jobs:
+                self._inflight["speaker"] += 1
+                self._pools["speaker"].submit(_Withdrawal(job))  # type: ignore[arg-type]
+                claimed += 1
         self._flush()
         return claimed > 0
 
@@ -259,10 +289,10 @@ class Dispatcher:
             self._wake.clear()
         return False
 
-    def _work(self, job: DeliveryJob) -> None:
-        """One job on a worker thread: deliver it and queue the outcome for the ledger."""
+    def _work(self, job: DeliveryJob | _Withdrawal) -> None:
+        """One job on a worker thread: deliver (or withdraw) it and queue the outcome for the ledger."""
         try:
-            outcome = self._deliver(job)
+            outcome = self._withdraw(job.job) if isinstance(job, _Withdrawal) else self._deliver(job)
         except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the delivery
             log.exception("delivery %d: unexpected error", job.id)
             outcome = TransientError(f"internal error: {type(exc).__name__}")
@@ -283,28 +313,43 @@ class Dispatcher:
         except ChannelError as exc:
             return exc
 
+    def _withdraw(self, job: DeliveryJob) -> Any:
+        if self._stop.is_set():
+            return _RELEASE
+        channel = self.ep.speakers.get(job.target)
+        if channel is None:
+            return PermanentError(f"speaker {job.target!r} is no longer configured")
+        try:
+            channel.withdraw(self._play_job(job, need_audio=False))
+        except ChannelError as exc:
+            return exc
+        return None
+
     def _play(self, job: DeliveryJob) -> SendResult:
         channel = self.ep.speakers.get(job.target)
         if channel is None:
             raise PermanentError(f"speaker {job.target!r} is no longer configured")
+        return channel.send(self._play_job(job))
+
+    def _play_job(self, job: DeliveryJob, need_audio: bool = True) -> PlayJob:
         ext = job.audio_ext or "mp3"
         path = self.ep.audio_path(job.audio_sha256 or "", ext)
         if path is None:
-            raise PermanentError(f"audio {job.audio_sha256}.{ext} is missing from the cache")
-        return channel.send(
-            PlayJob(
-                delivery_id=job.id,
-                speaker_id=job.target,
-                village_id=job.village_id or "",
-                village_name=self.ep.village_names.get(job.village_id or "", ""),
-                play_at=(job.play_at or self.clock.now()).astimezone(self.ep.tz),
-                expires_at=job.expires_at.astimezone(self.ep.tz),
-                repeat=job.repeat or 1,
-                sha256=job.audio_sha256 or "",
-                audio_path=path,
-                audio_url=f"{self.ep.public_url.rstrip('/')}/api/v1/audio/{job.audio_sha256}.{ext}",
-                text="",
-            )
+            if need_audio:
+                raise PermanentError(f"audio {job.audio_sha256}.{ext} is missing from the cache")
+            path = Path(f"{job.audio_sha256}.{ext}")  # a withdrawal only needs the name
+        return PlayJob(
+            delivery_id=job.id,
+            speaker_id=job.target,
+            village_id=job.village_id or "",
+            village_name=self.ep.village_names.get(job.village_id or "", ""),
+            play_at=(job.play_at or self.clock.now()).astimezone(self.ep.tz),
+            expires_at=job.expires_at.astimezone(self.ep.tz),
+            repeat=job.repeat or 1,
+            sha256=job.audio_sha256 or "",
+            audio_path=path,
+            audio_url=f"{self.ep.public_url.rstrip('/')}/api/v1/audio/{job.audio_sha256}.{ext}",
+            text="",
         )
 
     def _flush(self, block: float = 0.0) -> None:
@@ -314,9 +359,12 @@ class Dispatcher:
             item = self._results.get(timeout=block) if block else self._results.get_nowait()
             while True:
                 job, outcome = item
-                updates.append(self._outcome(job, outcome))
-                if isinstance(outcome, SendResult):
-                    done[job.channel, outcome.state] += 1
+                if isinstance(job, _Withdrawal):
+                    updates.append(self._withdrawal_outcome(job.job, outcome))
+                else:
+                    updates.append(self._outcome(job, outcome))
+                    if isinstance(outcome, SendResult):
+                        done[job.channel, outcome.state] += 1
                 self._inflight[job.channel] -= 1
                 item = self._results.get_nowait()
         except queue.Empty:
@@ -355,6 +403,24 @@ class Dispatcher:
         log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, _who(job), outcome, delay)
         return {"id": job.id, "state": "pending", "due_at": retry_at, "last_error": str(outcome), "updated_at": now}
 
+    def _withdrawal_outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
+        now = self.clock.now()
+        base = {"id": job.id, "updated_at": now}
+        if outcome is None:
+            log.info("delivery %d: play on %s withdrawn", job.id, job.target)
+            return {**base, "withdrawal": "done"}
+        if outcome is _RELEASE:
+            return {**base, "withdrawal": "pending"}
+        play_at = job.play_at or now
+        if isinstance(outcome, TransientError):
+            retry_at = now + timedelta(seconds=backoff_seconds(job.attempts, outcome.retry_after))
+            if retry_at < play_at:
+                log.info("delivery %d: withdrawing from %s: %s; retry in %.0f s", job.id, job.target, outcome,
+                         (retry_at - now).total_seconds())
+                return {**base, "withdrawal": "pending", "due_at": retry_at}
+        log.warning("delivery %d: could not withdraw the play from %s: %s", job.id, job.target, outcome)
+        return {**base, "withdrawal": "failed", "last_error": f"withdrawal failed: {outcome}"}
+
     # ------------------------------------------------------------ recovery
 
     def reconcile(self) -> int:
@@ -362,6 +428,7 @@ class Dispatcher:
         jobs = self.ledger.in_flight()
         updates = [self._reconcile_one(j) for j in jobs]
         self.ledger.finish(updates)
+        self.ledger.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
         if jobs:
             log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
         self.reconciled = True

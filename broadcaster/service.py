@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from broadcaster.alerts import iter_sms_rows, play_rows, timing_for_night
 from broadcaster.audio import Bulletin, Renderer
@@ -220,18 +220,20 @@ class Service:
         return alert_id, created
 
     def _supersede(self, alert_ids: list[int], by: int, now: datetime) -> None:
-        """An escalation replaces lower alerts' plays and SMS that have not gone out yet."""
-        from sqlalchemy import update
-
+        """An escalation replaces lower alerts' plays and SMS that have not gone out yet, and
+        withdraws their plays from endpoints that already hold them (DESIGN A7)."""
         with self.ledger.session() as s:
             s.execute(update(Alert).where(Alert.id.in_(alert_ids)).values(superseded_by=by))
-            n = s.execute(
-                update(Delivery)
-                .where(Delivery.alert_id.in_(alert_ids), Delivery.state == "pending")
-                .values(state="cancelled", last_error=f"superseded by alert {by}", updated_at=now)
-            ).rowcount
+        n, withdrawing = self.withdraw(alert_ids, f"superseded by alert {by}")
         if n:
-            log.info("escalation: cancelled %d pending deliveries of lower alerts", n)
+            log.info("escalation: cancelled %d deliveries of lower alerts (%d plays to withdraw)", n, withdrawing)
+
+    def withdraw(self, alert_ids: list[int], reason: str) -> tuple[int, int]:
+        """Cancel what these alerts have not sent and withdraw plays endpoints hold (see Ledger)."""
+        push = {t for t, cls in speaker_types().items() if cls.withdrawable}
+        result = self.ledger.withdraw(alert_ids, reason, self.now(), push)
+        self.dispatcher.wake()
+        return result
 
     def _record_reading(self, result: PollResult, kind: str) -> None:
         r = result.reading

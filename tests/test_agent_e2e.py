@@ -32,91 +32,16 @@ from broadcaster.rules import PlayPlan
 from broadcaster.service import Service
 from broadcaster.timeutil import FakeClock, tonight
 from tests.conftest import edit_yaml
+from tests.support.clock import today_at
+from tests.support.procs import free_port, wait_for
+from tests.support.stack import Stack
 from tests.test_agent_api import TOKEN_A, TOKEN_B, agent_directory
 
-BIN = str(Path(sys.executable).with_name("broadcaster"))
-FAKE_PLAYER = '''import hashlib, json, sys, time
-log, path = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-with open(log, "a") as fh:
-    fh.write(json.dumps({"t": time.time(), "sha256": hashlib.sha256(data).hexdigest()}) + "\\n")
-'''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+# The service runs on the wall clock here: .ci/run repeats these at four hours of the town's day.
+pytestmark = pytest.mark.clock
 
 def plays(log: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-
-
-def wait_for(pred, timeout: float, step: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
-class Stack:
-    """The service and agents as subprocesses; every process is ended by ``close``."""
-
-    def __init__(self, tmp: Path, confdir: Path, port: int) -> None:
-        self.tmp, self.confdir, self.port = tmp, confdir, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, "DONGCUN_AGENT_TOKEN": TOKEN_A, "XICUN_AGENT_TOKEN": TOKEN_B, "PYTHONUNBUFFERED": "1"}
-        self.server: subprocess.Popen[bytes] | None = None
-        self.agents: list[subprocess.Popen[bytes]] = []
-        self.player = tmp / "fake_player.py"
-        self.player.write_text(FAKE_PLAYER)
-
-    def start_server(self) -> None:
-        out = open(self.tmp / "server.log", "ab")
-        self.server = subprocess.Popen([BIN, "run", "-c", str(self.confdir / "broadcaster.yaml")],
-                                       env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        ok = wait_for(lambda: self._healthy(), 30, 0.2)
-        assert ok, (self.tmp / "server.log").read_text()[-3000:]
-
-    def _healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop_server(self) -> None:
-        if self.server is not None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(15)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-            self.server = None
-
-    def start_agent(self, name: str, token: str) -> Path:
-        log = self.tmp / f"played-{name}.jsonl"
-        out = open(self.tmp / f"agent-{name}.log", "ab")
-        self.agents.append(subprocess.Popen(
-            [BIN, "agent", "--server", self.url, "--token", token, "--cache", str(self.tmp / f"cache-{name}"),
-             "--wait", "3", "--player", f"{sys.executable} {self.player} {log} {{file}}"],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT))
-        return log
-
-    def close(self) -> None:
-        for p in self.agents:
-            p.terminate()
-        for p in self.agents:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.stop_server()
 
 
 @pytest.fixture
@@ -127,7 +52,7 @@ def stack(tmp_path: Path, confdir: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
     # The service's own catch-up poll must not add plays of its own: SMS only.
     edit_yaml(confdir / "rules.yaml", lambda d: [r.pop("speakers", None) for r in d["rules"]])
-    st = Stack(tmp_path, confdir, port)
+    st = Stack(tmp_path, confdir, port, env={"DONGCUN_AGENT_TOKEN": TOKEN_A, "XICUN_AGENT_TOKEN": TOKEN_B})
     svc = Service(load_config(confdir / "broadcaster.yaml"))  # the test's own view of the ledger
     try:
         yield st, svc
@@ -209,6 +134,26 @@ def test_agents_play_on_time_isolated_and_through_an_outage(stack) -> None:  # t
     assert len(plays(log_a)) == 2  # played once, never again
 
 
+def test_a_cancel_reaches_an_agent_that_cached_the_play(stack) -> None:  # type: ignore[no-untyped-def]
+    """The agent holds the command and its audio; the play is cancelled (here by another process
+    writing the same ledger, as the CLI does): its long poll is answered within seconds with the
+    withdrawal, it never plays, and it acknowledges (DESIGN A7)."""
+    st, svc = stack
+    st.start_server()
+    log_a = st.start_agent("a", TOKEN_A, wait=30)  # a long poll like a real village PC's
+    play_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=8)
+    row = schedule(svc, "w", play_at, ["dongcun-room"])["dongcun-room"]
+    cached = st.tmp / "cache-a" / "audio" / f"{row.audio_sha256}.mp3"
+    assert wait_for(cached.exists, 6), (st.tmp / "agent-a.log").read_text()[-2000:]
+    n, withdrawing = svc.withdraw([row.alert_id], "cancelled by test")
+    assert (n, withdrawing) == (1, 1)
+    done = wait_for(lambda: state(svc, row).withdrawal == "done" and state(svc, row), 5)
+    assert done and done.state == "cancelled", (st.tmp / "agent-a.log").read_text()[-2000:]
+    time.sleep(max(0.0, (play_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
+    assert plays(log_a) == [] and state(svc, row).state == "cancelled"
+    assert "已被撤回" in (st.tmp / "agent-a.log").read_text()
+
+
 # ---------------------------------------------------------------- unit: clock and player injected
 
 DEAD = "http://127.0.0.1:9"  # discard port: nothing answers
@@ -261,18 +206,22 @@ def test_agent_reports_a_player_failure(tmp_path: Path) -> None:
 
 
 def test_builtin_agent_plays_and_stop_is_prompt_with_long_polls_open(tmp_path: Path, confdir: Path) -> None:
-    """The demo's built-in agent plays the catch-up alert; SIGTERM with its long poll open stops
-    the service at once and cleanly (no graceful-shutdown timeout, no traceback)."""
+    """The demo's built-in agent plays the catch-up alert's 19:30 play on time; SIGTERM with its
+    long poll open stops the service at once and cleanly (no graceful-shutdown timeout, no
+    traceback). The service's wall clock starts at 19:29:50 of today, whatever the real hour."""
     port = free_port()
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
         listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
     edit_yaml(confdir / "directory.yaml", lambda d: d["villages"][2]["speakers"].append(
         {"id": "nancun-room", "type": "agent", "builtin": True}))
-    st = Stack(tmp_path, confdir, port)
+    start = today_at(19, 29, 50)
+    st = Stack(tmp_path, confdir, port, at=start)
     st.start_server()
     try:
         played = confdir.parent / "var" / "played" / "nancun-room"
-        assert wait_for(lambda: list(played.glob("*.mp3")), 20), (tmp_path / "server.log").read_text()[-2000:]
+        assert wait_for(lambda: list(played.glob("*.mp3")), 25), st.log.read_text()[-2000:]
+        # Filed under the town's 19:30 (the name is the play's local time), not the real hour.
+        assert [f.name[:13] for f in played.glob("*.mp3")] == [f"{start:%Y%m%d}-1930"]
         time.sleep(1.0)  # the agent is back in its long poll
         assert st.server is not None
         t0 = time.monotonic()
@@ -281,6 +230,6 @@ def test_builtin_agent_plays_and_stop_is_prompt_with_long_polls_open(tmp_path: P
         assert time.monotonic() - t0 < 3.0
     finally:
         st.close()
-    log = (tmp_path / "server.log").read_text()
+    log = st.log.read_text()
     assert "Traceback" not in log and "stopped" in log
     assert log.count("reported played") == 1

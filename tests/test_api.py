@@ -185,7 +185,10 @@ def test_approved_broadcast_goes_out_at_its_time(api: Api) -> None:
 
     api.clock.set(local(2026, 11, 28, 17, 59))
     api.svc.dispatcher.drain([bid])
-    assert api.outbox() == [] and api.speaker_files() == []  # nothing before `at`
+    # No SMS before `at`; the bulletin is handed to folder endpoints as soon as it is approved
+    # (DESIGN A7), named for its play time, and the broadcast still reads as scheduled.
+    assert api.outbox() == [] and [f.name[:13] for f in api.speaker_files()] == ["20261128-1800"] * 2
+    assert api.get(f"/api/v1/broadcasts/{bid}").json()["status"] == "scheduled"
 
     api.clock.set(at)
     api.svc.dispatcher.drain([bid])

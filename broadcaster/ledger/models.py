@@ -110,6 +110,7 @@ class Delivery(Base):
         # channel walks every pending row of the busy one.
         Index("ix_deliveries_claim", "channel", "state", "due_at"),
         Index("ix_deliveries_target", "channel", "target", "state"),
+        Index("ix_deliveries_withdrawal", "withdrawal", "due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
@@ -137,6 +138,11 @@ class Delivery(Base):
     segments: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Withdrawal of a cancelled play the endpoint already holds (DESIGN A7): None (nothing to
+    # withdraw), pending (the endpoint must be told: pushed by the dispatcher at due_at, or on
+    # the agent's next long poll), sending, done (the endpoint confirmed), failed (it could not
+    # be told before the play time; last_error says why).
+    withdrawal: Mapped[str | None] = mapped_column(String(10))
     updated_at: Mapped[datetime]
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcaster.ledger.models import Alert, AuditEntry, Base, Delivery, UTCDateTime
+from broadcaster.ledger.models import Alert, AuditEntry, Base, Delivery, EndpointContact, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +251,99 @@ class Ledger:
         return [DeliveryJob(*r) for r in rows]
 
     def next_due(self) -> datetime | None:
+        """The earliest moment the dispatcher has something to do: a pending delivery (or a
+        withdrawal) coming due, or a pending delivery coming to its expiry."""
         with self.reader() as s:
-            return s.scalar(
-                select(func.min(Delivery.due_at)).where(Delivery.state == "pending", Delivery.due_at.is_not(None))
-            )
+            due, expiry = s.execute(
+                select(func.min(Delivery.due_at), func.min(Delivery.expires_at)).where(Delivery.state == "pending")
+            ).one()
+            withdraw = s.scalar(select(func.min(Delivery.due_at)).where(Delivery.withdrawal == "pending"))
+        return min((t for t in (due, expiry, withdraw) if t is not None), default=None)
+
+    # ------------------------------------------------------------- withdrawal (DESIGN A7)
+
+    def withdraw(self, alert_ids: Iterable[int], reason: str, now: datetime,
+                 push_kinds: Iterable[str]) -> tuple[int, int]:
+        """Cancel what these alerts have not sent, and withdraw every play an endpoint holds
+        but has not played: an agent that fetched it (told on its next long poll) and a
+        ``push_kinds`` endpoint it was handed to (the dispatcher tells it at once).
+
+        Returns ``(cancelled, withdrawing)``: all deliveries cancelled, and how many of them
+        must still be withdrawn from their endpoint.
+        """
+        ids = list(alert_ids)
+        mine = (Delivery.alert_id.in_(ids), Delivery.channel == "speaker")
+        cancelled = {"state": "cancelled", "last_error": reason, "updated_at": now}
+        with self.session() as s:
+            pulled = s.execute(update(Delivery).where(
+                *mine, Delivery.state == "pending", Delivery.due_at.is_(None), Delivery.sent_at.is_not(None),
+            ).values(**cancelled, withdrawal="pending")).rowcount or 0
+            pushed = s.execute(update(Delivery).where(
+                *mine, Delivery.state == "sent", Delivery.kind.in_(list(push_kinds)), Delivery.played_at.is_(None),
+                Delivery.play_at > now,
+            ).values(**cancelled, withdrawal="pending", due_at=now)).rowcount or 0
+            rest = s.execute(update(Delivery).where(
+                Delivery.alert_id.in_(ids), Delivery.state == "pending",
+            ).values(**cancelled)).rowcount or 0
+        return pulled + pushed + rest, pulled + pushed
+
+    def claim_withdrawals(self, now: datetime, limit: int) -> list[DeliveryJob]:
+        """Mark up to ``limit`` due withdrawals of pushed plays ``sending`` and return them."""
+        with self.session() as s:
+            ids = list(s.scalars(select(Delivery.id).where(
+                Delivery.withdrawal == "pending", Delivery.due_at.is_not(None), Delivery.due_at <= now,
+            ).order_by(Delivery.due_at, Delivery.id).limit(limit)))
+            if not ids:
+                return []
+            rows = s.execute(update(Delivery.__table__).where(
+                Delivery.id.in_(ids), Delivery.withdrawal == "pending",
+            ).values(withdrawal="sending", updated_at=now).returning(*_JOB_COLUMNS)).all()
+        return sorted((DeliveryJob(*r) for r in rows), key=lambda j: j.id)
+
+    def requeue_withdrawals(self, now: datetime) -> int:
+        """Withdrawals a crash left ``sending`` are tried again (a DELETE or unlink is idempotent)."""
+        with self.session() as s:
+            return s.execute(update(Delivery).where(Delivery.withdrawal == "sending")
+                             .values(withdrawal="pending", due_at=now, updated_at=now)).rowcount or 0
+
+    def agent_commands(self, speaker_id: str, now: datetime) -> tuple[list[Delivery], list[int]]:
+        """A pulling endpoint's view: its open plays (not expired) and the ids of plays withdrawn
+        from it that it has not acknowledged. The first hand-over of a play is noted in
+        ``sent_at`` (the row stays pending, so the expiry sweep still ends an unreported play)."""
+        mine = (Delivery.channel == "speaker", Delivery.target == speaker_id, Delivery.expires_at > now)
+        with self.reader() as s:
+            rows = list(s.scalars(select(Delivery).where(
+                *mine, Delivery.state.in_(("pending", "sending", "sent")),
+            ).order_by(Delivery.play_at, Delivery.id)))
+            withdrawn = list(s.scalars(select(Delivery.id).where(
+                *mine, Delivery.state == "cancelled", Delivery.withdrawal == "pending",
+            ).order_by(Delivery.id)))
+        fresh = [d.id for d in rows if d.sent_at is None]
+        if fresh:
+            with self.engine.begin() as conn:
+                # Only plays still pending: one cancelled since the read above is not handed over
+                # (it was cancelled before the agent had it, so nothing would withdraw it later).
+                marked = set(conn.execute(
+                    update(Delivery.__table__)
+                    .where(Delivery.id.in_(fresh), Delivery.sent_at.is_(None), Delivery.state == "pending")
+                    .values(sent_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+                    .returning(Delivery.id)).scalars())
+            rows = [d for d in rows if d.sent_at is not None or d.id in marked]
+        return rows, withdrawn
+
+    def agent_fingerprints(self, now: datetime) -> dict[str, tuple[Any, ...]]:
+        """Per pulling endpoint, a value that changes whenever its long-poll answer may change
+        (a play added, handed over, reported, cancelled or expired): one query for all agents."""
+        q = (
+            select(Delivery.target, func.count(), func.max(Delivery.id), func.max(Delivery.updated_at),
+                   func.min(Delivery.expires_at))
+            .where(Delivery.channel == "speaker", Delivery.due_at.is_(None), Delivery.expires_at > now,
+                   (Delivery.state.in_(("pending", "sending", "sent")))
+                   | ((Delivery.state == "cancelled") & (Delivery.withdrawal == "pending")))
+            .group_by(Delivery.target)
+        )
+        with self.reader() as s:
+            return {t: tuple(rest) for t, *rest in s.execute(q)}
 
     def counts(self, alert_ids: Iterable[int] | None = None) -> dict[str, dict[str, int]]:
         """``{"sms": {state: n}, "speaker": {state: n}}`` over the given alerts (or all)."""
@@ -290,12 +379,14 @@ class Ledger:
     def report_play(self, delivery_id: int, speaker_id: str, status: str, now: datetime,
                     played_at: datetime | None = None, error: str | None = None,
                     from_states: tuple[str, ...] = ("pending", "sending", "sent")) -> str | None:
-        """Record what an endpoint reports for one play (``played``, ``failed`` or ``expired``).
+        """Record what an endpoint reports for one play (``played``, ``failed``, ``expired``, or
+        ``cancelled`` to acknowledge a withdrawal).
 
         Only moves forward from ``from_states``; a repeated report changes nothing (idempotent).
         A server-side expiry of a pulled play is corrected by an on-time ``played`` report,
-        because the agent may only have been unable to reach us. Returns the delivery's state
-        afterwards, or None when ``speaker_id`` has no such delivery.
+        because the agent may only have been unable to reach us; so is a withdrawal that
+        reached the endpoint after it had played (the ledger says what the village heard).
+        Returns the delivery's state afterwards, or None when ``speaker_id`` has no such delivery.
         """
         with self.session() as s:
             q = select(Delivery).where(Delivery.id == delivery_id, Delivery.channel == "speaker",
@@ -305,8 +396,18 @@ class Ledger:
             d = s.scalars(q).first()
             if d is None:
                 return None
+            if status == "cancelled":
+                if d.state == "cancelled" and d.withdrawal in ("pending", "sending"):
+                    d.withdrawal, d.updated_at = "done", now
+                return d.state
             late_fix = (status == "played" and d.state == "expired" and d.due_at is None
                         and played_at is not None and played_at <= d.expires_at)
+            if status == "played" and d.state == "cancelled" and d.withdrawal in ("pending", "sending"):
+                # Played before the withdrawal reached the endpoint: it was heard, so say so.
+                d.withdrawal = "failed"
+                d.state, d.updated_at, d.played_at = "played", now, played_at or now
+                d.last_error = f"played before the withdrawal reached it ({d.last_error})"
+                return d.state
             if d.state in from_states or late_fix:
                 d.state = status
                 d.updated_at = now
@@ -316,6 +417,17 @@ class Ledger:
                 else:
                     d.last_error = error or d.last_error
             return d.state
+
+    def note_contacts(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Upsert when each pulling endpoint last called (``{speaker_id: {last_seen, address}}``)."""
+        with self.session() as s:
+            known = set(s.scalars(select(EndpointContact.speaker_id)
+                                  .where(EndpointContact.speaker_id.in_(list(rows)))))
+            for sid, row in rows.items():
+                if sid in known:
+                    s.execute(update(EndpointContact).where(EndpointContact.speaker_id == sid).values(**row))
+                else:
+                    s.add(EndpointContact(speaker_id=sid, **row))
 
     # ------------------------------------------------------------------- audit
 

@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import os
 import re
+import json
 import secrets
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,20 +27,23 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from broadcaster.ledger import Delivery, EndpointContact
 from broadcaster.web.auth import AGENT, Principal, current_principal, require, require_agent
+from broadcaster.web.longpoll import CommandWatch
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^([0-9a-f]{64})\.(mp3|wav)$")
 _MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 MAX_WAIT_S = 60
-POLL_EVERY_S = 0.5
 SEEN_EVERY_S = 60.0
+AGENT_POLLS = Counter("broadcaster_agent_polls", "Agent long polls answered, by whether the answer changed",
+                      ["answer"])
 
 
 class PlayResult(BaseModel):
@@ -47,7 +51,7 @@ class PlayResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["played", "failed", "expired"]
+    status: Literal["played", "failed", "expired", "cancelled"]
     played_at: datetime | None = None
     error: str | None = Field(default=None, max_length=2000)
 
@@ -86,28 +90,15 @@ def signed_audio_url(public_url: str, key: bytes, name: str, expires_at: datetim
 
 
 def _commands(svc: Any, speaker_id: str) -> list[dict[str, Any]]:
-    """This speaker's plays not yet final nor expired; notes the first hand-over in ``sent_at``."""
+    """This speaker's plays not yet final nor expired, then ``{"id", "cancelled": true}`` for each
+    play withdrawn from it that it has not acknowledged (DESIGN A7)."""
     now = svc.now()
     base = svc.cfg.settings.http.public_url.rstrip("/")
     tz = svc.cfg.tz
-    open_ = (
-        Delivery.channel == "speaker", Delivery.target == speaker_id,
-        Delivery.state.in_(("pending", "sending", "sent")), Delivery.expires_at > now,
-    )
+    rows, withdrawn = svc.ledger.agent_commands(speaker_id, now)
     with svc.ledger.reader() as s:
-        rows = list(s.scalars(select(Delivery).where(*open_).order_by(Delivery.play_at, Delivery.id)))
         texts = _alert_texts(s, {d.alert_id for d in rows})
-    if not rows:
-        return []
-    # First hand-over: note it in sent_at, but keep the row pending so that the dispatcher's
-    # expiry sweep still ends it "expired" when the agent never reports.
-    fresh = [d.id for d in rows if d.sent_at is None]
-    if fresh:
-        with svc.ledger.session() as s:
-            s.execute(update(Delivery).where(Delivery.id.in_(fresh), Delivery.sent_at.is_(None))
-                      .values(sent_at=now, attempts=Delivery.attempts + 1, updated_at=now))
-        log.info("agent %s: handed over %d play(s)", speaker_id, len(fresh))
-    return [
+    cmds: list[dict[str, Any]] = [
         {
             "id": d.id,
             "audio_url": f"{base}/api/v1/audio/{d.audio_sha256}.{d.audio_ext or 'mp3'}",
@@ -119,6 +110,16 @@ def _commands(svc: Any, speaker_id: str) -> list[dict[str, Any]]:
         }
         for d in rows
     ]
+    return cmds + [{"id": i, "cancelled": True} for i in withdrawn]
+
+
+def etag_of(cmds: list[dict[str, Any]]) -> str:
+    """A strong ETag of a commands answer: the agent sends it back to wait for a change."""
+    raw = json.dumps(cmds, sort_keys=True, ensure_ascii=False).encode()
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+EMPTY_ETAG = etag_of([])
 
 
 def _alert_texts(s: Any, alert_ids: set[int]) -> dict[int, str]:
@@ -139,42 +140,36 @@ def _owns_audio(svc: Any, speaker_id: str, sha: str, ext: str) -> bool:
 # ----------------------------------------------------------------------- router
 
 
-def router(svc: Any) -> APIRouter:
+def router(svc: Any, watch: CommandWatch) -> APIRouter:
     r = APIRouter()
-    written: dict[str, float] = {}  # speaker id -> monotonic time of the last write
     key = url_key(svc.cfg.data_dir)
-
-    def seen(p: Principal, request: Request) -> None:
-        # Kept in the ledger (the console shows it after a restart too), written at most once a
-        # minute per agent: a long-polling agent calls every few seconds.
-        sid = p.speaker_id or ""
-        if time.monotonic() - written.get(sid, -1e9) < SEEN_EVERY_S:
-            return
-        written[sid] = time.monotonic()
-        row = {"last_seen": svc.now(), "address": request.client.host if request.client else None}
-        with svc.ledger.session() as s:
-            if s.get(EndpointContact, sid) is None:
-                s.add(EndpointContact(speaker_id=sid, **row))
-            else:
-                s.execute(update(EndpointContact).where(EndpointContact.speaker_id == sid).values(**row))
+    contacts = _Contacts(svc)
 
     @r.get("/api/agent/v1/commands", tags=["agent"])
     async def commands(request: Request, wait: float = Query(30, ge=0),
-                       p: Principal = Depends(require_agent)) -> list[dict[str, Any]]:
+                       p: Principal = Depends(require_agent)) -> Response:
+        """The caller's commands. With ``If-None-Match`` set to the ``ETag`` of the answer it has,
+        the request is held until that answer changes, or ``wait`` seconds (DESIGN A8)."""
         sid = p.speaker_id or ""
-        seen(p, request)
+        contacts.seen(sid, request)
+        # Without If-None-Match the caller is taken to hold nothing: an empty answer waits, as
+        # the first protocol had it; any command is answered at once.
+        have = request.headers.get("if-none-match") or EMPTY_ETAG
         deadline = time.monotonic() + min(wait, MAX_WAIT_S)
         while True:
+            version = watch.version(sid)
             cmds = await run_in_threadpool(_commands, svc, sid)
-            if (cmds or time.monotonic() >= deadline or svc.stopping.is_set()
-                    or await request.is_disconnected()):
-                return cmds
-            await asyncio.sleep(min(POLL_EVERY_S, max(0.0, deadline - time.monotonic())))
+            etag = etag_of(cmds)
+            left = deadline - time.monotonic()
+            if etag != have or left <= 0 or svc.stopping.is_set() or watch.closed:
+                AGENT_POLLS.labels("changed" if etag != have else "unchanged").inc()
+                return JSONResponse(cmds, headers={"ETag": etag, "Cache-Control": "no-store"})
+            await watch.wait(sid, version, left)
 
     @r.post("/api/agent/v1/commands/{delivery_id}/result", tags=["agent"])
     def result(delivery_id: int, body: PlayResult, request: Request,
                p: Principal = Depends(require_agent)) -> dict[str, Any]:
-        seen(p, request)
+        contacts.seen(p.speaker_id or "", request)
         now = svc.now()
         played_at = body.played_at
         if played_at is not None and played_at.tzinfo is None:
@@ -184,6 +179,7 @@ def router(svc: Any) -> APIRouter:
         if state is None:
             raise HTTPException(404, "no such command for this speaker")
         log.info("agent %s: delivery %d reported %s (now %s)", p.speaker_id, delivery_id, body.status, state)
+        watch.poke()
         return {"id": delivery_id, "state": state}
 
     @r.get("/api/v1/audio/{name}", tags=["audio"])
@@ -210,9 +206,45 @@ def router(svc: Any) -> APIRouter:
 
     @r.get("/api/v1/agents", tags=["agent"])
     def agents(_: Principal = Depends(require("operator"))) -> dict[str, Any]:
+        contacts.flush()
         with svc.ledger.reader() as s:
             rows = list(s.scalars(select(EndpointContact)))
         return {"agents": {r.speaker_id: {"at": r.last_seen.astimezone(svc.cfg.tz).isoformat(), "address": r.address}
                            for r in rows}}
 
     return r
+
+
+class _Contacts:
+    """When each agent last called, kept in the ledger (the console shows it after a restart).
+
+    Noted in memory on every request and written for all agents in one transaction at most once
+    a minute: 300 village PCs polling must not become a write per request."""
+
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._written: dict[str, float] = {}  # speaker id -> monotonic time of its last write
+        self._next_flush = 0.0
+        self._lock = threading.Lock()
+
+    def seen(self, speaker_id: str, request: Request) -> None:
+        now_m = time.monotonic()
+        row = {"last_seen": self.svc.now(), "address": request.client.host if request.client else None}
+        with self._lock:
+            self._pending[speaker_id] = row
+            # A speaker never written (or not for a minute) is written now: the console shows a
+            # new agent at once; the rest wait for the next batch.
+            due = now_m - self._written.get(speaker_id, -1e9) >= SEEN_EVERY_S or now_m >= self._next_flush
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._pending = self._pending, {}
+            now_m = time.monotonic()
+            self._next_flush = now_m + SEEN_EVERY_S
+            for sid in rows:
+                self._written[sid] = now_m
+        if rows:
+            self.svc.ledger.note_contacts(rows)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.service import Service
 from broadcaster.web import agent_api, api, auth, console, receipts
+from broadcaster.web.longpoll import CommandWatch
 
 
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
@@ -30,7 +31,10 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for mod in (agent_api, api, receipts, console):
+    # Long polls wait on this; broadcaster.server closes it on shutdown so they answer at once.
+    app.state.command_watch = watch = CommandWatch(lambda: svc.ledger.agent_fingerprints(svc.now()))
+    app.include_router(agent_api.router(svc, watch))
+    for mod in (api, receipts, console):
         app.include_router(mod.router(svc))
     console.install(app)
     return app

@@ -4,6 +4,10 @@
 ``meta`` (JSON ``{"delivery_id","village","play_at","expires_at","repeat","sha256"}``);
 headers ``Authorization: Bearer {token}`` and ``Idempotency-Key: {delivery_id}``.
 
+``DELETE /play`` with the same bearer token and ``Idempotency-Key: {delivery_id}`` withdraws a play
+not yet played (A7, Withdrawal): 204 when it was held and is now dropped, 404 when unknown (or
+already withdrawn); either means "withdrawn" to the sender.
+
 Answers: 401 bad token; 400 malformed request (not multipart, missing part, bad meta JSON,
 missing or mismatching Idempotency-Key, sha256 mismatch); 200 accepted. A repeated
 Idempotency-Key is answered 200 again and recorded as a duplicate, not stored twice.
@@ -86,6 +90,7 @@ class SpeakerReceiver(LoopbackDouble):
         self.path = path
         self._requests: list[SpeakerRequest] = []
         self._plays: dict[str, Play] = {}
+        self._withdrawn: dict[str, Play] = {}
 
     @property
     def play_url(self) -> str:
@@ -105,6 +110,12 @@ class SpeakerReceiver(LoopbackDouble):
         with self._lock:
             return list(self._plays.values())
 
+    @property
+    def withdrawn(self) -> list[Play]:
+        """Plays taken back with ``DELETE`` before they played."""
+        with self._lock:
+            return list(self._withdrawn.values())
+
     def plays_by_village(self) -> Counter[str]:
         """Stored plays per village."""
         return Counter(p.village or "" for p in self.plays)
@@ -118,6 +129,7 @@ class SpeakerReceiver(LoopbackDouble):
         with self._lock:
             self._requests.clear()
             self._plays.clear()
+            self._withdrawn.clear()
 
     # -- hooks -----------------------------------------------------------------------
     def fault_key(self, req: Request) -> str | None:
@@ -150,12 +162,21 @@ class SpeakerReceiver(LoopbackDouble):
 
         if req.path != self.path:
             return reject(404, f"no such path {req.path}")
-        if req.method != "POST":
-            return reject(405, "use POST", {"Allow": "POST"})
+        if req.method not in ("POST", "DELETE"):
+            return reject(405, "use POST or DELETE", {"Allow": "POST, DELETE"})
         auth = req.header("authorization") or ""
         given = auth[7:].encode() if auth.startswith("Bearer ") else b""
         if not secrets.compare_digest(given, self.token.encode()):
             return reject(401, "bad or missing bearer token", {"WWW-Authenticate": "Bearer"})
+        if req.method == "DELETE":
+            key = req.header("idempotency-key")
+            if not key:
+                return reject(400, "missing Idempotency-Key")
+            with self._lock:
+                play = self._plays.pop(key, None)
+                if play is not None:
+                    self._withdrawn[key] = play
+            return Response(204) if play is not None else reject(404, f"no play {key} held")
         ctype = req.header("content-type") or ""
         if not ctype.lower().startswith("multipart/form-data"):
             return reject(400, "expected multipart/form-data")

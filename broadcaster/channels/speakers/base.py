@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from broadcaster.channels import SendResult
+from broadcaster.errors import PermanentError
 
 # When the dispatcher hands a play to its endpoint:
 #   "schedule": as soon as the play is scheduled (the endpoint plays at play_at itself)
@@ -62,6 +63,8 @@ class SpeakerChannel(ABC):
     mode: ClassVar[Mode] = "schedule"
     # True when re-sending the same delivery cannot play it twice (crash recovery re-sends).
     idempotent: ClassVar[bool] = False
+    # True when a play already handed over can be taken back before its time (``withdraw``).
+    withdrawable: ClassVar[bool] = False
 
     def __init__(self, config: SpeakerConfig, ctx: SpeakerContext) -> None:
         self.config = config
@@ -74,6 +77,11 @@ class SpeakerChannel(ABC):
     @abstractmethod
     def send(self, job: PlayJob) -> SendResult:
         """Hand the play over; raise TransientError or PermanentError on failure."""
+
+    def withdraw(self, job: PlayJob) -> None:
+        """Take back a play handed over earlier (a cancelled broadcast, a superseded alert);
+        raise TransientError or PermanentError when the endpoint cannot be told."""
+        raise PermanentError(f"{self.type} endpoints cannot withdraw a play")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (MQTT sessions, HTTP pools)."""

@@ -26,6 +26,7 @@ class FolderChannel(SpeakerChannel):
     Config = FolderConfig
     mode = "schedule"
     idempotent = True  # the file name carries the delivery id
+    withdrawable = True  # the file is removed
 
     @property
     def directory(self) -> Path:
@@ -49,6 +50,15 @@ class FolderChannel(SpeakerChannel):
         except OSError as exc:  # disk full, permissions, unmounted share: may clear up
             raise TransientError(f"cannot write {target}: {exc.strerror}") from None
         return SendResult(state="sent", provider_id=str(target))
+
+    def withdraw(self, job: PlayJob) -> None:
+        target = self.directory / self.filename(job)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            raise PermanentError(f"{target.name} is no longer in the folder: the playout software has taken it") from None
+        except OSError as exc:
+            raise TransientError(f"cannot remove {target}: {exc.strerror}") from exc
 
 
 CHANNEL = FolderChannel

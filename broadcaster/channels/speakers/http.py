@@ -34,6 +34,7 @@ class HttpChannel(SpeakerChannel):
     Config = HttpConfig
     mode = "schedule"
     idempotent = True  # Idempotency-Key
+    withdrawable = True  # DELETE {url} with the same Idempotency-Key
 
     def __init__(self, config: SpeakerConfig, ctx) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, ctx)
@@ -76,14 +77,34 @@ class HttpChannel(SpeakerChannel):
             raise TransientError(f"timeout after {cfg.timeout_s:g} s") from None
         except requests.RequestException as exc:
             raise TransientError(f"connection failed: {type(exc).__name__}") from None
-        status = resp.status_code
-        if 200 <= status < 300:
-            return SendResult(state="sent", provider_id=resp.headers.get("X-Request-Id"))
-        if status in (408, 429) or status >= 500:
-            raise TransientError(
-                f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers)
+        _check(resp)
+        return SendResult(state="sent", provider_id=resp.headers.get("X-Request-Id"))
+
+    def withdraw(self, job: PlayJob) -> None:
+        """``DELETE {url}`` with the play's ``Idempotency-Key``: 2xx or 404 means withdrawn."""
+        cfg: HttpConfig = self.config  # type: ignore[assignment]
+        try:
+            resp = self._session().delete(
+                cfg.url,
+                headers={"Authorization": f"Bearer {cfg.token}", "Idempotency-Key": str(job.delivery_id)},
+                timeout=cfg.timeout_s,
             )
-        raise PermanentError(f"HTTP {status}", code=status)
+        except requests.Timeout:
+            raise TransientError(f"timeout after {cfg.timeout_s:g} s") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"connection failed: {type(exc).__name__}") from exc
+        if resp.status_code != 404:
+            _check(resp)
+
+
+def _check(resp: requests.Response) -> None:
+    """Any 2xx accepts; 408, 429 and 5xx are worth retrying; any other 4xx is permanent."""
+    status = resp.status_code
+    if 200 <= status < 300:
+        return
+    if status in (408, 429) or status >= 500:
+        raise TransientError(f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers))
+    raise PermanentError(f"HTTP {status}", code=status)
 
 
 CHANNEL = HttpChannel
