@@ -142,8 +142,8 @@ class ChatRobotDouble(LoopbackDouble):
                   robot: str | None = None) -> None:
         """Answer the next ``n`` requests (of ``robot``, or any) with this vendor code."""
         with self._guard:
-            for _ in range(n):
-                self._scripted.append((robot, (code, msg if msg is not None else f"injected {code}")))
+            text = msg if msg is not None else f"injected {code}"
+            self._scripted.extend([(robot, (code, text))] * n)
 
     def rate_limit_next(self, n: int = 1, robot: str | None = None) -> None:
         """Answer the next ``n`` requests with the vendor's rate-limit code."""

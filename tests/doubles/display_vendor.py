@@ -124,7 +124,8 @@ class XixunRealtimeDouble(LoopbackDouble):
         if script:
             kind, message = script.popleft()
             if kind == "player_error":
-                return Response.json(200, {"_type": "Error", "errorMessage": message, "_id": cmd_id})
+                reply = {"_type": "Error", "errorMessage": message, "_id": cmd_id}
+                return Response.json(200, reply)
             return _text(500, "timeout" if kind == "timeout" else message)
         return Response.json(200, self._execute(card, cmd_id, data))
 
@@ -134,7 +135,8 @@ class XixunRealtimeDouble(LoopbackDouble):
         with self._lock:
             if kind == "commandXixunPlayer":
                 command = data.get("command") or {}
-                if command.get("_type") != "PlayXixunTask" or not isinstance(command.get("task"), dict):
+                task = command.get("task")
+                if command.get("_type") != "PlayXixunTask" or not isinstance(task, dict):
                     return {"_type": "error", "message": "unknown command", "_id": cmd_id}
                 self.screens[card] = _program(command)
             elif kind == "clearPlayerTask":
@@ -161,7 +163,8 @@ def _program(command: dict[str, Any]) -> XixunProgram:
                 if kind in ("SingleLineText", "MultiLineText"):
                     texts.append(_TAG.sub("", str(src.get("html", ""))).strip())
                 elif kind in ("Image", "Video"):
-                    images.append(src.get("url") or f"{command.get('preDownloadURL', '')}{src.get('id', '')}")
+                    base = command.get("preDownloadURL") or ""
+                    images.append(src.get("url") or f"{base}{src.get('id', '')}")
                 elif kind == "WebURL":
                     web_urls.append(str(src.get("url")))
     return XixunProgram(str(task.get("name", "")), texts, images, web_urls, schedules, command)
