@@ -48,12 +48,12 @@ def _pg_database() -> tuple[str, Any]:
 
 def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     # Imports inside: the RSS and CPU of importing the service are part of what is measured.
-    from broadcaster.alerts import Timing, play_rows, sms_rows
+    from broadcaster.flows.alerts import Timing, play_rows, sms_rows
 
     try:
-        from broadcaster.alerts import iter_sms_rows
+        from broadcaster.flows.alerts import iter_sms_rows
     except ImportError:  # an older tree (A/B runs against the code before issue 7)
-        from broadcaster.alerts import sms_rows as iter_sms_rows
+        from broadcaster.flows.alerts import sms_rows as iter_sms_rows
     from sqlalchemy import text
 
     from broadcaster.audio import Renderer

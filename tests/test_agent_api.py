@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from broadcaster.config import load_config
 from broadcaster.ledger import AuditEntry, Delivery
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
 from broadcaster.web.auth import create_token

@@ -25,11 +25,11 @@ import requests
 from sqlalchemy import select
 
 from broadcaster.agent import Agent
-from broadcaster.alerts import play_rows, timing_for_night
+from broadcaster.flows.alerts import play_rows, timing_for_night
 from broadcaster.config import load_config
 from broadcaster.ledger import Alert, Delivery
 from broadcaster.rules import PlayPlan
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock, tonight
 from tests.conftest import edit_yaml
 from tests.support.clock import today_at

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from broadcaster.config import load_config
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
 from broadcaster.web.auth import create_token

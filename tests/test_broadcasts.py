@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from broadcaster.broadcasts import BroadcastRequest, Broadcasts
+from broadcaster.flows.manual import BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict
 from broadcaster.cli import main
 from broadcaster.config import load_config
 from broadcaster.errors import Forbidden, InputError
 from broadcaster.ledger import ApiToken, AuditEntry, ContactFlag
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.auth import hash_token, resolve_token
 from tests.conftest import edit_yaml, local

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from broadcaster.accounts import Accounts
+from broadcaster.auth.accounts import Accounts
 from broadcaster.ledger import Alert, ContactFlag
 from tests.test_api import START, Api, make_api
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broadcaster.config import load_config
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import Clock
 from tests.conftest import edit_yaml
 from tests.doubles.faults import FaultPlan
@@ -23,7 +23,7 @@ N = 200
 def test_429_and_500_storm(confdir: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     # Shorter backoff keeps the test quick; Retry-After (1 s) is still a floor the test checks.
-    monkeypatch.setattr("broadcaster.retry.BASE_S", 0.25)
+    monkeypatch.setattr("broadcaster.channels.retry.BASE_S", 0.25)
     plan = FaultPlan(p429=0.3, retry_after_s=1, p500=0.1, seed=7, latency_ms=5)
     with TwilioDouble(account_sid=SID, auth_token=TOKEN, faults=plan) as tw:
         edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(

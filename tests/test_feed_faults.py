@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.config import load_config
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
-from broadcaster.watchdog import deadline_check
+from broadcaster.flows.deadline import deadline_check
 from tests.conftest import edit_yaml, local
 from tests.doubles.faults import FaultPlan
 from tests.doubles.feed import FeedServer

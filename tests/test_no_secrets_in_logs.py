@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from broadcaster.config import load_config
 from broadcaster.logutil import MaskingFilter, setup_logging
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
 from broadcaster.web.auth import create_token

@@ -10,7 +10,7 @@ import pytest
 from broadcaster.audio.compose import load
 from broadcaster.cli import main
 from broadcaster.config import load_config
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from tests.conftest import edit_yaml, local
 

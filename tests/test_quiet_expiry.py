@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from broadcaster.config import load_config
 from broadcaster.ledger import Delivery
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from tests.conftest import edit_yaml, local
 from tests.doubles.faults import FaultPlan

@@ -18,7 +18,7 @@ import uvicorn
 
 from broadcaster.config import load_config
 from broadcaster.errors import TransientError
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from broadcaster.web.app import create_app
 from tests.conftest import edit_yaml, local, port_open, unavailable

@@ -10,7 +10,7 @@ import pytest
 
 from broadcaster.config import load_config
 from broadcaster.ledger import Delivery
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import FakeClock
 from tests.conftest import edit_yaml
 from tests.doubles.faults import FaultPlan

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Upload
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
+from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.web.auth import Principal, require
 
 
@@ -71,7 +71,7 @@ def router(svc: Service) -> APIRouter:
     @r.get("/status")
     def get_status(p: Principal = operator) -> dict[str, Any]:
         """Tonight's reading and level, next jobs, delivery counts."""
-        from broadcaster.status import status
+        from broadcaster.flows.status import status
 
         return status(svc)
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.web import agent_api, api, auth, console, receipts
 from broadcaster.web.longpoll import CommandWatch
 
@@ -31,7 +31,7 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    # Long polls wait on this; broadcaster.server closes it on shutdown so they answer at once.
+    # Long polls wait on this; broadcaster.runtime.server closes it on shutdown so they answer at once.
     app.state.command_watch = watch = CommandWatch(lambda: svc.ledger.agent_fingerprints(svc.now()))
     app.include_router(agent_api.router(svc, watch))
     for mod in (api, receipts, console):

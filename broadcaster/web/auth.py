@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
 
-from broadcaster.accounts import ROLES, at_least
+from broadcaster.auth.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.ledger import ApiToken, Ledger
 

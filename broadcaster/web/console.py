@@ -1,9 +1,9 @@
 """The culture station's web console (Jinja2, Simplified Chinese).
 
 Pages: sign-in, dashboard (``/``), compose, approvals, history with drill-down, villages, audit
-(admins). Every page needs a console session (:mod:`broadcaster.accounts`); every form carries the
+(admins). Every page needs a console session (:mod:`broadcaster.auth.accounts`); every form carries the
 session's CSRF token, and sign-in a double-submit token. Writes go through the same service layer
-as the API and the CLI (:class:`broadcaster.broadcasts.Broadcasts`), so the rules, the approval
+as the API and the CLI (:class:`broadcaster.flows.manual.Broadcasts`), so the rules, the approval
 and the audit are the same whichever door a broadcast comes in by.
 """
 
@@ -22,12 +22,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
 
-from broadcaster.accounts import Accounts, SessionInfo, at_least
-from broadcaster.broadcasts import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
+from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
+from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.messages import sms_segments
-from broadcaster.service import Service
-from broadcaster.status import status
+from broadcaster.runtime.service import Service
+from broadcaster.flows.status import status
 from broadcaster.web import views
 
 log = logging.getLogger(__name__)

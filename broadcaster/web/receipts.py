@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from broadcaster.ledger import ContactFlag, Delivery
 from broadcaster.logutil import mask_phone
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from broadcaster.channels import SendResult
 from broadcaster.channels.sms.base import SmsJob, SmsProvider
 from broadcaster.config.models import TwilioConfig
 from broadcaster.errors import PermanentError, TransientError
-from broadcaster.retry import retry_after_seconds
+from broadcaster.channels.retry import retry_after_seconds
 
 # The SDK logs request parameters (numbers, bodies) at INFO: keep them out of our logs.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

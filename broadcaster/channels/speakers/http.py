@@ -17,7 +17,7 @@ from pydantic import Field
 from broadcaster.channels import SendResult
 from broadcaster.channels.speakers.base import PlayJob, SpeakerChannel, SpeakerConfig
 from broadcaster.errors import PermanentError, TransientError
-from broadcaster.retry import retry_after_seconds
+from broadcaster.channels.retry import retry_after_seconds
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from broadcaster.alerts import sms_rows, timing_for_night
+from broadcaster.flows.alerts import sms_rows, timing_for_night
 from broadcaster.ledger import Alert, ReadingRow
 from broadcaster.rules import SmsPlan
 
 if TYPE_CHECKING:
-    from broadcaster.service import Service
+    from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

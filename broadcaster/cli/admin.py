@@ -1,6 +1,6 @@
 """``broadcaster broadcast``, ``token create`` (DESIGN A3) and ``user add`` (web-console accounts).
 
-``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.broadcasts`),
+``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.flows.manual`),
 with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
 rest to the running service; with ``--wait`` it runs a dispatcher and shows progress on stderr
 until every delivery is final.
@@ -22,7 +22,7 @@ EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from broadcaster.cli import _load
-    from broadcaster.service import Service
+    from broadcaster.runtime.service import Service
 
     return Service(_load(args))
 
@@ -33,7 +33,7 @@ def _csv(value: str | None) -> list[str]:
 
 def cmd_broadcast(args: argparse.Namespace) -> int:
     """Create a manual broadcast; exit 0 done/queued/awaiting approval, 1 failed, 2 invalid."""
-    from broadcaster.broadcasts import BroadcastRequest, Broadcasts, failed
+    from broadcaster.flows.manual import BroadcastRequest, Broadcasts, failed
 
     if args.all and args.villages:
         raise InputError("--villages", "--villages 与 --all 只能选一个 / give --villages or --all, not both")
@@ -94,7 +94,7 @@ def _label(status: str) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Create an API token: print it once, alone on the last line; store only its hash."""
-    from broadcaster.accounts import ROLES
+    from broadcaster.auth.accounts import ROLES
     from broadcaster.web.auth import AGENT, create_token, hash_token
 
     if args.role not in ROLES and args.role != AGENT:
@@ -124,7 +124,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_user(args: argparse.Namespace) -> int:
     """Create a console account, or reset its role and password (which signs it out everywhere)."""
-    from broadcaster.accounts import Accounts
+    from broadcaster.auth.accounts import Accounts
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from broadcaster.agent import Agent, command_player
 from broadcaster.channels.speakers.agent import AgentConfig
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import select
 
 from broadcaster.ledger import Alert, ReadingRow
-from broadcaster.service import Service
-from broadcaster.watchdog import deadline_check
+from broadcaster.runtime.service import Service
+from broadcaster.flows.deadline import deadline_check
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger
 from broadcaster.logutil import mask_phone
-from broadcaster.retry import backoff_seconds
+from broadcaster.channels.retry import backoff_seconds
 from broadcaster.timeutil import Clock
 
 log = logging.getLogger(__name__)

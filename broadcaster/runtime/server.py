@@ -17,7 +17,7 @@ from broadcaster.config import Config
 from broadcaster.errors import BroadcasterError
 
 if TYPE_CHECKING:
-    from broadcaster.builtin_agents import BuiltinAgents
+    from broadcaster.runtime.builtin_agents import BuiltinAgents
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ def bind(cfg: Config, host: str, port: int) -> socket.socket:
 
 
 def serve(cfg: Config) -> int:
-    from broadcaster.accounts import Accounts
-    from broadcaster.builtin_agents import BuiltinAgents
-    from broadcaster.scheduler import Scheduler
-    from broadcaster.service import Service
+    from broadcaster.auth.accounts import Accounts
+    from broadcaster.runtime.builtin_agents import BuiltinAgents
+    from broadcaster.runtime.scheduler import Scheduler
+    from broadcaster.runtime.service import Service
     from broadcaster.web.app import create_app
 
     http = cfg.settings.http

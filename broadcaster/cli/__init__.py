@@ -28,7 +28,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _service(cfg: Config):  # type: ignore[no-untyped-def]
-    from broadcaster.service import Service
+    from broadcaster.runtime.service import Service
 
     return Service(cfg)
 
@@ -44,7 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from broadcaster.server import serve
+    from broadcaster.runtime.server import serve
 
     cfg = _load(args)
     listen = args.listen or os.environ.get("BROADCASTER_LISTEN")
@@ -132,7 +132,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from broadcaster.status import status
+    from broadcaster.flows.status import status
 
     svc = _service(_load(args))
     try:
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--date", help="YYYY-MM-DD (default today)")
     sp = add("status", cmd_status, "tonight's reading, next jobs, deliveries")
     sp.add_argument("--json", action="store_true")
-    from broadcaster import cli_admin, cli_agent
+    from broadcaster.cli import admin as cli_admin, agent as cli_agent
 
     cli_agent.register(sub, add)
     cli_admin.register(sub, add)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from broadcaster.ledger import Alert, Delivery, ReadingRow
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 
 
 def next_polls(svc: Service, now: datetime, count: int = 4) -> list[dict[str, str]]:

@@ -29,7 +29,7 @@ from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.ledger import Alert, Delivery
 from broadcaster.ledger.models import OPEN
 from broadcaster.rules import quiet
-from broadcaster.service import Service
+from broadcaster.runtime.service import Service
 from broadcaster.timeutil import tonight
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from broadcaster.alerts import iter_sms_rows, play_rows, timing_for_night
+from broadcaster.flows.alerts import iter_sms_rows, play_rows, timing_for_night
 from broadcaster.audio import Bulletin, Renderer
 from broadcaster.channels.sms import build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
@@ -91,7 +91,7 @@ class Service:
         self._bind_speakers()
         # Set when the service begins to stop: long polls answer at once so that shutdown is quick.
         self.stopping = threading.Event()
-        # speaker id -> token sha256 of agents run in-process (broadcaster.builtin_agents)
+        # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg)
         callback = None
