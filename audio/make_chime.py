@@ -70,9 +70,9 @@ DEMO_CLIP_TEXT = "这是演示录音。"
 def write_demo_clip(path: Path) -> None:
     """Speak DEMO_CLIP_TEXT with our espeak engine and write it as 22.05 kHz mono 16-bit WAV."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from broadcaster.audio import compose, tts
+    from broadcaster.audio import compose, engines
 
-    seg = compose.level(tts.speak(tts.create_engine("espeak"), DEMO_CLIP_TEXT), -18.0)
+    seg = compose.level(engines.speak(engines.create_engine("espeak"), DEMO_CLIP_TEXT), -18.0)
     write_wav(path, compose.samples(seg))
 
 

@@ -5,6 +5,8 @@
     BroadcasterError
       ConfigError          configuration is invalid (carries every problem found)
       FeedError            a CO-index source gave nothing usable (carries the reason)
+      RenderError          audio could not be made (a TTS engine or ffmpeg failed): operations, not input
+      AgentError           the village agent cannot go on (no player, token refused)
       InputError           a request or command argument is invalid (carries the field)
       NotFound             an id that does not exist
       Forbidden            the caller may not do this
@@ -54,6 +56,14 @@ class FeedError(BroadcasterError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+class RenderError(BroadcasterError):
+    """Audio could not be made: a speech engine is down or refused, ffmpeg failed."""
+
+
+class AgentError(BroadcasterError):
+    """A problem the village agent's operator must fix (no player found, the token refused)."""
 
 
 class InputError(BroadcasterError):

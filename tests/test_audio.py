@@ -28,7 +28,7 @@ from broadcaster.audio.loudness import (
     limit,
     true_peak_db,
 )
-from broadcaster.errors import BroadcasterError
+from broadcaster.errors import BroadcasterError, InputError, RenderError
 
 REPO = Path(__file__).resolve().parent.parent
 CHIME = REPO / "audio" / "chime.wav"
@@ -255,13 +255,14 @@ def test_find_refuses_anything_but_sha256_and_served_ext(template: dict) -> None
     [{}, {"text": "x", "clip": "demo-zh.wav"}, {"text": "   "}, {"text": "x", "repeat": 0},
      {"text": "x", "repeat": 11}, {"text": "x", "fmt": "ogg"}, {"text": "字" * 2001}],
 )
-def test_bad_render_arguments_are_value_errors(tmp_path: Path, kwargs: dict) -> None:
-    with pytest.raises(ValueError):
+def test_bad_render_arguments_are_input_errors_naming_the_field(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(InputError) as err:
         Renderer(tmp_path, CHIME, CLIPS).render(**kwargs)
+    assert err.value.field in ("text", "repeat", "format", "clip")
 
 
 def test_missing_chime_and_unknown_engine_fail_at_construction(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="chime"):
+    with pytest.raises(RenderError, match="chime"):
         Renderer(tmp_path, tmp_path / "nope.wav")
     with pytest.raises(ValueError, match="unknown TTS engine"):
         Renderer(tmp_path, CHIME, tts="festival")
@@ -345,12 +346,12 @@ def test_clip_rendering(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("clip", ["missing.wav", "../chime.wav", "/etc/passwd", ""])
 def test_clip_outside_or_missing_is_rejected(tmp_path: Path, clip: str) -> None:
-    with pytest.raises(ValueError, match="clip"):
+    with pytest.raises(InputError, match="clip"):
         Renderer(tmp_path, CHIME, CLIPS).render(clip=clip)
 
 
 def test_clip_without_clips_dir(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="clips"):
+    with pytest.raises(InputError, match="clips"):
         Renderer(tmp_path, CHIME).render(clip="demo-zh.wav")
 
 
@@ -382,8 +383,9 @@ def _silent_wav(seconds: float) -> bytes:
     ids=["empty", "text", "png", "broken-wav", "silence"],
 )
 def test_render_upload_rejects_non_audio(tmp_path: Path, data: bytes) -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(InputError) as err:
         Renderer(tmp_path, CHIME).render_upload(data)
+    assert err.value.field == "audio"
     assert re.search(r"[\u4e00-\u9fff]", str(err.value)) and re.search(r"[a-z]", str(err.value))
 
 

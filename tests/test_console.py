@@ -201,7 +201,7 @@ def test_preview_and_submit_an_uploaded_recording(api: Api) -> None:
     r = c.post("/console/preview", data={"csrf": csrf, "text": "", "repeat": "1"}, files=rec)
     assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg"
     bad = c.post("/console/preview", data={"csrf": csrf, "repeat": "1"}, files={"audio": ("x.mp3", b"not audio", "audio/mpeg")})
-    assert bad.status_code == 422 and "无法识别的录音" in bad.json()["error"]
+    assert bad.status_code == 422 and "无法识别的音频" in bad.json()["error"]
     r = c.post("/compose", data={"csrf": csrf, "text": "村委会录音通知", "villages": ["dongcun"]},
                files={"audio": ("x.mp3", b"not audio", "audio/mpeg")})
     assert r.status_code == 422 and 'data-field="audio"' in r.text

@@ -7,11 +7,11 @@
     b = r.render("各位村民请注意：……", repeat=2, fmt="mp3")   # -> Bulletin(sha256, path, ...)
     r.find(b.sha256, b.ext)                                  # -> Path for serving
 
-Modules: ``speech`` (text → speakable 汉字, sentences), ``tts`` (engines: espeak, command),
+Modules: ``speech`` (text → speakable 汉字, sentences), ``engines`` (TTS plugins: espeak, command),
 ``compose`` (pydub assembly, mastering, export), ``loudness`` (BS.1770 loudness, true-peak
 limiter), ``cache`` (content-addressed store), ``renderer`` (the :class:`Renderer`).
-Errors: ``ValueError`` for bad input (text, clip, upload, format), and
-:class:`broadcaster.errors.BroadcasterError` when a TTS engine cannot synthesise.
+Errors: :class:`broadcaster.errors.InputError` naming the field for bad input (text, clip,
+audio, repeat, format), :class:`broadcaster.errors.RenderError` when audio cannot be made.
 """
 
 from broadcaster.audio.cache import RENDER_VERSION, Bulletin

@@ -34,6 +34,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     from pydub import AudioSegment
 
+from broadcaster.errors import InputError
 from broadcaster.audio.loudness import (
     gated_loudness,
     integrated_loudness,
@@ -107,8 +108,8 @@ def ffmpeg() -> str:
         return _ffmpeg_path
 
 
-def _not_audio(detail: str) -> ValueError:
-    return ValueError(
+def _not_audio(detail: str) -> InputError:
+    return InputError("audio", 
         f"无法识别的音频，请上传 MP3 或 WAV 录音 / not a readable audio file: {detail}"
     )
 
@@ -116,7 +117,7 @@ def _not_audio(detail: str) -> ValueError:
 def decode(data: bytes, *, max_seconds: float | None = None) -> AudioSegment:
     """Decode any audio ffmpeg understands (MP3, WAV, M4A, AMR, ...) to mono 16-bit 22.05 kHz.
 
-    Raises ValueError with a Chinese and English message when the bytes are not audio.
+    Raises InputError (field ``audio``, Chinese then English) when the bytes are not audio.
     ``max_seconds`` bounds the work an oversized upload can cause.
     """
     if not data:
@@ -211,7 +212,7 @@ def join(parts: Sequence[AudioSegment], pause_ms: int = SENTENCE_PAUSE_MS) -> Au
 def _layout(message: T, bell: T | None, repeat: int, silence: Callable[[int], T]) -> list[T]:
     """The parts of a bulletin in order; one layout for the audio and for its loudness proxy."""
     if repeat < 1:
-        raise ValueError(f"repeat 必须至少为 1 / repeat must be at least 1, got {repeat}")
+        raise InputError("repeat", f"repeat 必须至少为 1 / repeat must be at least 1, got {repeat}")
     parts = [silence(PRE_ROLL_MS)]
     if bell is not None:
         parts += [bell, silence(CHIME_GAP_MS)]
@@ -361,5 +362,5 @@ def render(message: AudioSegment, chime: AudioSegment | None, repeat: int,
 
 def _check_fmt(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise ValueError(f"不支持的音频格式 / unsupported audio format {fmt!r}; "
+        raise InputError("format", f"不支持的音频格式 / unsupported audio format {fmt!r}; "
                          f"use one of {sorted(FORMATS)}")

@@ -11,8 +11,9 @@ from pathlib import Path
 from pydub import AudioSegment
 
 from broadcaster.audio import compose
-from broadcaster.audio import tts as tts_engines
+from broadcaster.audio import engines
 from broadcaster.audio.cache import AudioCache, Bulletin, file_sha256, render_key
+from broadcaster.errors import InputError, RenderError
 
 __all__ = ["MAX_REPEAT", "MAX_TEXT_CHARS", "MAX_UPLOAD_DECODE_S", "Renderer"]
 
@@ -45,15 +46,16 @@ class Renderer:
         repeat: int = 2,
         *,
         rate: int | None = None,
+        engine: engines.Engine | None = None,
     ) -> None:
         self.cache = AudioCache(Path(cache_dir))
         self.chime = Path(chime) if chime is not None else None
         if self.chime is not None and not self.chime.is_file():
-            raise ValueError(f"找不到提示音文件 / chime file not found: {self.chime}")
+            raise RenderError(f"找不到提示音文件 / chime file not found: {self.chime}")
         self.clips_dir = Path(clips_dir) if clips_dir is not None else None
-        self.engine = tts_engines.create_engine(tts, voice=voice, command=command, rate=rate)
+        # A ready engine (the service builds it from the validated configuration), or one by name.
+        self.engine = engine or engines.create_engine(tts, voice=voice, command=command, rate=rate)
         compose.ffmpeg()  # locate the bundled ffmpeg now: a broken install fails at start-up
-        self.tts_name = tts
         self.repeat = _check_repeat(repeat)
         self._chime_lock = threading.Lock()
         self._chime_audio: tuple[str, AudioSegment] | None = None
@@ -65,15 +67,15 @@ class Renderer:
         """Render ``text`` (spoken by the configured engine) or ``clip`` (a file under
         ``clips_dir``) into a bulletin, or return the cached one for the same input."""
         if (text is None) == (clip is None):
-            raise ValueError("请提供文字或录音片段之一 / give exactly one of text or clip")
+            raise InputError("text", "请提供文字或录音片段之一 / give exactly one of text or clip")
         repeat = self.repeat if repeat is None else _check_repeat(repeat)
         _check_fmt(fmt)
         if text is not None:
             text = text.strip()
             if not text:
-                raise ValueError("广播文字不能为空 / bulletin text is empty")
+                raise InputError("text", "广播文字不能为空 / bulletin text is empty")
             if len(text) > MAX_TEXT_CHARS:
-                raise ValueError(f"广播文字过长（最多 {MAX_TEXT_CHARS} 字）/ text is longer than "
+                raise InputError("text", f"广播文字过长（最多 {MAX_TEXT_CHARS} 字）/ text is longer than "
                                  f"{MAX_TEXT_CHARS} characters")
             source = {"engine": self.engine.identity(), "text": text}
         else:
@@ -88,7 +90,7 @@ class Renderer:
             if hit is not None:
                 return hit
             if text is not None:
-                message = tts_engines.speak(self.engine, text)
+                message = engines.speak(self.engine, text)
             else:
                 message = compose.load(clip_path)
             return self._finish(key, message, repeat, fmt)
@@ -97,7 +99,7 @@ class Renderer:
         """Turn an operator's uploaded recording (MP3, WAV, M4A...) into a bulletin: chime,
         the recording ``repeat`` times, same loudness as every other bulletin.
 
-        Raises ValueError (Chinese, then English) when the bytes are not audio or are silent.
+        Raises InputError (field ``audio``) when the bytes are not audio or are silent.
         Check ``duration_s`` of the result against your own length limit.
         """
         _check_fmt(fmt)
@@ -113,7 +115,7 @@ class Renderer:
                 return hit
             message = compose.trim(compose.decode(data, max_seconds=MAX_UPLOAD_DECODE_S), -50.0)
             if len(message) < 100:
-                raise ValueError("录音中没有可播放的声音 / the recording contains no sound")
+                raise InputError("audio", "录音中没有可播放的声音 / the recording contains no sound")
             return self._finish(key, message, repeat, fmt)
 
     def find(self, sha256: str, ext: str) -> Path | None:
@@ -145,17 +147,17 @@ class Renderer:
 
     def _clip_path(self, clip: str) -> Path:
         if self.clips_dir is None:
-            raise ValueError("未配置录音片段目录 / no clips directory is configured")
+            raise InputError("clip", "未配置录音片段目录 / no clips directory is configured")
         base = self.clips_dir.resolve()
         path = (base / clip).resolve()
         if not path.is_relative_to(base) or not path.is_file():
-            raise ValueError(f"找不到录音片段 / clip not found in {self.clips_dir}: {clip!r}")
+            raise InputError("clip", f"找不到录音片段 / clip not found in {self.clips_dir}: {clip!r}")
         return path
 
 
 def _check_repeat(repeat: int) -> int:
     if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_REPEAT:
-        raise ValueError(f"重复次数必须在 1 到 {MAX_REPEAT} 之间 / repeat must be 1-{MAX_REPEAT}, "
+        raise InputError("repeat", f"重复次数必须在 1 到 {MAX_REPEAT} 之间 / repeat must be 1-{MAX_REPEAT}, "
                          f"got {repeat!r}")
     return repeat
 

@@ -15,16 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from broadcaster.cli.common import EXIT_FAIL, EXIT_OK, service
 from broadcaster.errors import InputError
 
-EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
-
-
-def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from broadcaster.cli import _load
-    from broadcaster.runtime.service import Service
-
-    return Service(_load(args))
 
 
 def _csv(value: str | None) -> list[str]:
@@ -37,7 +30,7 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
 
     if args.all and args.villages:
         raise InputError("--villages", "--villages 与 --all 只能选一个 / give --villages or --all, not both")
-    svc = _service(args)
+    svc = service(args)
     try:
         bc = Broadcasts(svc)
         villages: list[str] | str = "all" if args.all else _csv(args.villages)
@@ -105,7 +98,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise InputError("--speaker", "只有 agent 令牌属于喇叭 / only agent tokens belong to a speaker")
     if not args.name.strip():
         raise InputError("--name", "名称不能为空 / name is empty")
-    svc = _service(args)
+    svc = service(args)
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
             raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
@@ -132,7 +125,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         password = getpass.getpass("密码 / password: ")
         if getpass.getpass("再输入一次 / again: ") != password:
             raise InputError("password", "两次输入的密码不一致 / the passwords differ")
-    svc = _service(args)
+    svc = service(args)
     try:
         Accounts(svc.ledger).add_user(args.name, args.role, password, svc.now())
         svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "user.add", "console_user", None,

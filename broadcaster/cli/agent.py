@@ -9,28 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from broadcaster.errors import InputError
+
 log = logging.getLogger("broadcaster.agent")
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from broadcaster.agent import Agent, AgentError, command_player, default_cache_dir, default_player_command, say
+    """Run until stopped; a refused token ends it (AgentError: exit 1, mapped in ``cli.main``)."""
+    from broadcaster.agent import Agent, command_player, default_cache_dir, default_player_command, say
 
     token = args.token or os.environ.get("BROADCASTER_AGENT_TOKEN", "")
     if not token:
-        print("error: 需要 --token（或环境变量 BROADCASTER_AGENT_TOKEN）/ --token is required")
-        return 2
-    try:
-        player = command_player(args.player or default_player_command())
-    except AgentError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise InputError("--token", "需要 --token（或环境变量 BROADCASTER_AGENT_TOKEN）/ --token is required")
+    player = command_player(args.player or default_player_command())
     cache = Path(args.cache) if args.cache else default_cache_dir()
     agent = Agent(args.server, token, cache, player, wait=args.wait)
     try:
         agent.run()
-    except AgentError as exc:
-        print(f"error: {exc}")
-        return 1
     except KeyboardInterrupt:
         agent.stop()
         say("广播室代理已停止。")

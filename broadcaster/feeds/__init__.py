@@ -1,13 +1,11 @@
-"""CO-index sources: a registry keyed by ``type`` and the poll over several sources.
-
-Each source type lives in its own module and registers its class here (apprise-style).
-"""
+"""CO-index sources: plugins of the ``broadcaster.feeds`` entry-point group (DESIGN A9), keyed
+by ``type``, and the poll over several sources. Each built-in type lives in its own module."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from broadcaster import plugins
 from broadcaster.feeds.base import (
     Factor,
     PollResult,
@@ -32,24 +30,9 @@ __all__ = [
     "source_types",
 ]
 
-# Module name -> the module defines one Source subclass named in its ``SOURCE`` attribute.
-_MODULES = ("demo", "file", "http_json", "qweather", "open_meteo")
-_registry: dict[str, type[Source]] = {}
-
-
 def source_types() -> dict[str, type[Source]]:
-    """All source classes by their ``type`` key."""
-    if not _registry:
-        for mod_name in _MODULES:
-            try:
-                mod = importlib.import_module(f"broadcaster.feeds.{mod_name}")
-            except ModuleNotFoundError as exc:  # a source not written yet
-                if exc.name == f"broadcaster.feeds.{mod_name}":
-                    continue
-                raise
-            cls: type[Source] = mod.SOURCE
-            _registry[cls.type] = cls
-    return _registry
+    """All installed source classes by their ``type`` key (entry points, built-ins included)."""
+    return plugins.available("feeds")
 
 
 def build_sources(configs: list[SourceConfig], ctx: SourceContext) -> list[Source]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from broadcaster.errors import FeedError
+from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import Clock, Night, in_season
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,8 @@ class Reading:
         return ", ".join(f.summary() for f in parts)
 
 
-class SourceConfig(BaseModel):
+class SourceConfig(PluginConfig):
     """Keys every source accepts. Each source module subclasses it with ``type: Literal[...]``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: str
     name: str | None = None  # shown in provenance; defaults to the type

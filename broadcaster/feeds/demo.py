@@ -35,6 +35,3 @@ class DemoSource(Source):
                 advice=cfg.advice,
             )
         ]
-
-
-SOURCE = DemoSource

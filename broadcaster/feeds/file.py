@@ -33,6 +33,3 @@ class FileSource(Source):
         except json.JSONDecodeError as exc:
             raise FeedError(self.name, f"malformed JSON in {path}: {exc}") from None
         return parse_document(doc, self.name)
-
-
-SOURCE = FileSource

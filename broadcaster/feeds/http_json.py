@@ -46,6 +46,3 @@ class HttpJsonSource(Source):
             except FeedError as exc:
                 raise FeedError(self.name, exc.reason) from None
         return parse_document(doc, self.name)
-
-
-SOURCE = HttpJsonSource

@@ -256,6 +256,3 @@ class _Series:
             reason = f"variable {var} has no values 24 h before the night {self.night.date}"
             raise FeedError(self.name, reason)
         return fmean(p[0] for p in pairs) - fmean(p[1] for p in pairs)
-
-
-SOURCE = OpenMeteoSource

@@ -237,6 +237,3 @@ def _http_reason(resp: requests.Response) -> str:
     if code == 429:
         return "HTTP 429: too many requests" + (f" ({detail})" if detail else "")
     return f"HTTP {code}: {detail}" if detail else f"HTTP {code}"
-
-
-SOURCE = QWeatherSource

@@ -64,13 +64,33 @@ class Broadcasts:
 
     # --------------------------------------------------------------- validation
 
-    def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
-        cfg, now = self.svc.cfg, self.svc.now()
-        text = (req.text or "").strip() if isinstance(req.text, str) else ""
+    def check_text(self, text: object) -> str:
+        """The broadcast text, stripped; empty or over ``MAX_TEXT`` characters -> InputError."""
+        text = text.strip() if isinstance(text, str) else ""
         if not text:
             raise InputError("text", "广播内容不能为空 / text is empty")
         if len(text) > MAX_TEXT:
             raise InputError("text", f"广播内容最多 {MAX_TEXT} 字 / text is longer than {MAX_TEXT} characters")
+        return text
+
+    def check_repeat(self, repeat: object) -> int:
+        """``repeat`` (None: the configured default); not an integer 1-10 -> InputError."""
+        repeat = self.svc.cfg.settings.audio.repeat if repeat is None else repeat
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 10:
+            raise InputError("repeat", "重复次数应为 1 到 10 / repeat must be 1-10")
+        return repeat
+
+    def preview(self, text: str | None, upload: bytes | None = None, repeat: int | None = None) -> Bulletin:
+        """The MP3 bulletin exactly as the broadcast would play (the recording, or the text
+        spoken), after the same checks as :meth:`create`. Used by the API, console and CLI."""
+        repeat = self.check_repeat(repeat)
+        if upload is not None:
+            return self.upload_bulletin(upload, repeat=repeat, fmt="mp3")
+        return self.svc.renderer.render(self.check_text(text), repeat=repeat, fmt="mp3")
+
+    def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
+        cfg, now = self.svc.cfg, self.svc.now()
+        text = self.check_text(req.text)
         known = cfg.villages
         if req.villages == "all":
             villages = list(known)
@@ -88,9 +108,7 @@ class Broadcasts:
         if not villages and not groups:
             raise InputError("villages", "请至少选择一个村或一个短信分组 / choose at least one village or SMS group")
         at = self._parse_at(req.at, now)
-        repeat = self.svc.cfg.settings.audio.repeat if req.repeat is None else req.repeat
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 10:
-            raise InputError("repeat", "重复次数应为 1 到 10 / repeat must be 1-10")
+        repeat = self.check_repeat(req.repeat)
         if villages and quiet(cfg, at or now, 0):
             raise InputError("at", "该时间处于静默时段，喇叭不能播放 / the time falls in quiet hours")
         return text, villages, groups, at, repeat
@@ -122,13 +140,10 @@ class Broadcasts:
             raise InputError("audio", "录音文件不能超过 10 MB / the recording is larger than 10 MB")
         from broadcaster.audio import compose
 
-        try:
-            # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
-            if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
-                raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
-            b = self.svc.renderer.render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format, repeat=repeat)
-        except ValueError as exc:
-            raise InputError("audio", f"无法识别的录音 / not a playable recording: {exc}") from None
+        # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
+        if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
+            raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
+        b = self.svc.renderer.render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format, repeat=repeat)
         if b.duration_s > repeat * MAX_UPLOAD_S + _CHIME_SLACK_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
         return b

@@ -12,31 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import shutil
 import threading
-from collections.abc import Callable
-from datetime import datetime, tzinfo
-from pathlib import Path
 
-from broadcaster.agent import Agent, command_player
+from broadcaster.agent import Agent, command_player, copy_player
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
-
-
-def copy_player(folder: Path, tz: tzinfo) -> Callable[[Path], None]:
-    """A player that files each bulletin as ``{time}-{name}`` in ``folder`` (atomically), the
-    time in the town's zone ``tz`` whatever the host's (a Docker container's is UTC)."""
-
-    def play(path: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"{datetime.now(tz):%Y%m%d-%H%M%S}-{path.name}"
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(path, tmp)
-        tmp.replace(dest)
-
-    return play
 
 
 class BuiltinAgents:

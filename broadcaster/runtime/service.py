@@ -22,7 +22,7 @@ from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speake
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
 from broadcaster.feeds import PollResult, SourceContext, build_sources, poll_sources
-from broadcaster.ledger import Alert, ContactFlag, Delivery, Ledger, ReadingRow
+from broadcaster.ledger import Alert, ContactFlag, Ledger, ReadingRow
 from broadcaster.rules import Decision, decide
 from broadcaster.timeutil import Clock, Night, in_season, tonight
 

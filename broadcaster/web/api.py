@@ -135,17 +135,8 @@ def router(svc: Service) -> APIRouter:
             responses={200: {"content": {"audio/mpeg": {}}, "description": "the bulletin as it would play"}})
     def preview(body: PreviewIn, p: Principal = operator) -> Response:
         """Render ``text`` into the MP3 bulletin exactly as it would play (chime, repeats, loudness)."""
-        text = body.text.strip()
-        if not text:
-            raise HTTPException(422, {"field": "text", "message": "广播内容不能为空 / text is empty"})
-        if len(text) > MAX_TEXT:
-            raise HTTPException(422, {"field": "text", "message": f"最多 {MAX_TEXT} 字 / longer than {MAX_TEXT}"})
-        if body.repeat is not None and not 1 <= body.repeat <= 10:
-            raise HTTPException(422, {"field": "repeat", "message": "应为 1 到 10 / must be 1-10"})
-        try:
-            b = svc.renderer.render(text, repeat=body.repeat, fmt="mp3")
-        except ValueError as exc:
-            raise HTTPException(422, {"field": "text", "message": str(exc)}) from None
+        with _http_errors():
+            b = bc.preview(body.text, repeat=body.repeat)
         return Response(b.path.read_bytes(), media_type="audio/mpeg")
 
     return r

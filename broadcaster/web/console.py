@@ -182,19 +182,15 @@ def router(svc: Service) -> APIRouter:
         text = str(data.get("text", "")).strip()
         upload = data.get("audio")
         try:
-            repeat = int(str(data.get("repeat") or svc.cfg.settings.audio.repeat))
-            if not 1 <= repeat <= 10:
-                raise ValueError("重复次数应为 1 到 10")
-            if isinstance(upload, UploadFile) and upload.filename:
-                b = bc.upload_bulletin(await upload.read(MAX_UPLOAD_BYTES + 1), repeat=repeat, fmt="mp3")
-            elif not text or len(text) > MAX_TEXT:
-                raise ValueError(f"广播内容应为 1 到 {MAX_TEXT} 字")
-            else:
-                b = svc.renderer.render(text, repeat=repeat, fmt="mp3")
+            raw = str(data.get("repeat") or "").strip()
+            repeat = int(raw) if raw else None
+        except ValueError:
+            return JSONResponse({"error": "无法试听：重复次数应为数字"}, status_code=422)
+        blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
+        try:
+            b = bc.preview(text, upload=blob, repeat=repeat)
         except InputError as exc:
             return JSONResponse({"error": f"无法试听：{exc.message.split(' / ')[0]}"}, status_code=422)
-        except ValueError as exc:
-            return JSONResponse({"error": f"无法试听：{exc}"}, status_code=422)
         return Response(b.path.read_bytes(), media_type="audio/mpeg")
 
     @r.get("/console/audio/{sha}.{ext}")

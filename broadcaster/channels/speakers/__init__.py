@@ -1,9 +1,8 @@
-"""Loudspeaker endpoint types, by ``type`` (registry filled from the modules listed here)."""
+"""Loudspeaker endpoint types: plugins of the ``broadcaster.speakers`` entry-point group (A9)."""
 
 from __future__ import annotations
 
-import importlib
-
+from broadcaster import plugins
 from broadcaster.channels.speakers.base import (
     PlayJob,
     SpeakerChannel,
@@ -13,18 +12,7 @@ from broadcaster.channels.speakers.base import (
 
 __all__ = ["PlayJob", "SpeakerChannel", "SpeakerConfig", "SpeakerContext", "speaker_types"]
 
-_MODULES = ("folder", "agent", "http", "mqtt")
-_registry: dict[str, type[SpeakerChannel]] = {}
-
 
 def speaker_types() -> dict[str, type[SpeakerChannel]]:
-    if not _registry:
-        for name in _MODULES:
-            try:
-                mod = importlib.import_module(f"broadcaster.channels.speakers.{name}")
-            except ModuleNotFoundError as exc:  # an endpoint type not written yet
-                if exc.name == f"broadcaster.channels.speakers.{name}":
-                    continue
-                raise
-            _registry[mod.CHANNEL.type] = mod.CHANNEL
-    return _registry
+    """All installed endpoint classes by their ``type`` key (entry points, built-ins included)."""
+    return plugins.available("speakers")

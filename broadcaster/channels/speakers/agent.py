@@ -62,6 +62,3 @@ class AgentChannel(SpeakerChannel):
 
     def send(self, job: PlayJob) -> SendResult:  # pragma: no cover - the dispatcher never pushes
         raise PermanentError("agent endpoints pull their plays; nothing to push")
-
-
-CHANNEL = AgentChannel

@@ -12,10 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from broadcaster.channels import SendResult
 from broadcaster.errors import PermanentError
+from broadcaster.plugins import PluginConfig
 
 # When the dispatcher hands a play to its endpoint:
 #   "schedule": as soon as the play is scheduled (the endpoint plays at play_at itself)
@@ -24,8 +25,8 @@ from broadcaster.errors import PermanentError
 Mode = Literal["schedule", "play_at", "pull"]
 
 
-class SpeakerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SpeakerConfig(PluginConfig):
+    """Keys every endpoint accepts; each type subclasses it with ``type: Literal[...]``."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     type: str

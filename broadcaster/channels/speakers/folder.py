@@ -59,6 +59,3 @@ class FolderChannel(SpeakerChannel):
             raise PermanentError(f"{target.name} is no longer in the folder: the playout software has taken it") from None
         except OSError as exc:
             raise TransientError(f"cannot remove {target}: {exc.strerror}") from exc
-
-
-CHANNEL = FolderChannel

@@ -105,6 +105,3 @@ def _check(resp: requests.Response) -> None:
     if status in (408, 429) or status >= 500:
         raise TransientError(f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers))
     raise PermanentError(f"HTTP {status}", code=status)
-
-
-CHANNEL = HttpChannel

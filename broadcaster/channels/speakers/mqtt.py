@@ -155,6 +155,3 @@ class MqttChannel(SpeakerChannel):
                 self._client.disconnect()
                 self._client = None
                 self._connected.clear()
-
-
-CHANNEL = MqttChannel
