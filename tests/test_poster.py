@@ -150,7 +150,7 @@ def test_same_input_same_bytes_and_cache_key():
 
 def test_level_colours_have_readable_text():
     # WCAG AA for large text is 3:1; everything drawn on the colour is at least 24 px. White on
-    # orange (3.1:1) is the familiar look of an orange warning; white on yellow (2:1) is not readable.
+    # orange (3.1:1) is the familiar look of an orange warning; white on yellow (2:1) is unreadable.
     assert [levels.colour(n) for n in range(1, 6)] == [
         "#2E7D32", "#1565C0", "#F9A825", "#EF6C00", "#C62828"]
     for n in range(1, 6):
