@@ -1,0 +1,224 @@
+"""SQLAlchemy 2 models of the ledger: the source of truth for every reading, alert and delivery."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Delivery states (DESIGN A6). Final states never change again, except the forward-only
+# receipt moves sent -> delivered and sent -> failed that providers report later.
+STATES = ("pending", "sending", "sent", "delivered", "played", "failed", "expired", "cancelled")
+FINAL = frozenset({"delivered", "played", "failed", "expired", "cancelled"})
+OPEN = frozenset({"pending", "sending"})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as UTC, returned aware, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ReadingRow(Base):
+    """One poll's answer: tonight's chosen reading (if any) and every source's outcome."""
+
+    __tablename__ = "readings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    night: Mapped[date] = mapped_column(Date, index=True)
+    fetched_at: Mapped[datetime]
+    region: Mapped[str] = mapped_column(String(100))
+    level: Mapped[int | None]
+    source: Mapped[str | None] = mapped_column(String(200))
+    valid_from: Mapped[datetime | None]
+    valid_to: Mapped[datetime | None]
+    issued_at: Mapped[datetime | None]
+    advice: Mapped[str | None] = mapped_column(Text)
+    reading: Mapped[dict[str, Any] | None]
+    outcomes: Mapped[list[Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="scheduled")  # scheduled | catch-up | manual
+
+
+class Alert(Base):
+    """An automatic alert (one per region, night and level), a manual broadcast or a system notice."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # auto | manual | system
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    region: Mapped[str] = mapped_column(String(100))
+    night: Mapped[date | None] = mapped_column(Date, index=True)
+    level: Mapped[int | None]
+    reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    rules: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    sms_text: Mapped[str | None] = mapped_column(Text)
+    speaker_text: Mapped[str | None] = mapped_column(Text)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64))
+    repeat: Mapped[int | None]
+    villages: Mapped[list[Any] | None]
+    sms_groups: Mapped[list[Any] | None]
+    at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(100))
+    superseded_by: Mapped[int | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """One SMS to one number, or one play on one endpoint: state, attempts and last error."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "channel", "target", "slot", name="uq_delivery"),
+        Index("ix_deliveries_due", "state", "due_at"),
+        # The dispatcher claims per channel: without the channel in the index, a claim on an idle
+        # channel walks every pending row of the busy one.
+        Index("ix_deliveries_claim", "channel", "state", "due_at"),
+        Index("ix_deliveries_target", "channel", "target", "state"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))  # sms | speaker
+    kind: Mapped[str] = mapped_column(String(20))  # sms provider type or speaker type
+    target: Mapped[str] = mapped_column(String(100))  # E.164 number or speaker id
+    slot: Mapped[str] = mapped_column(String(40), default="")  # play time for speakers
+    contact_name: Mapped[str | None] = mapped_column(String(100))
+    village_id: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str | None] = mapped_column(Text)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64))
+    audio_ext: Mapped[str | None] = mapped_column(String(8))
+    repeat: Mapped[int | None]
+    play_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]  # None: never pushed (agent endpoints pull)
+    expires_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    played_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    provider_status: Mapped[str | None] = mapped_column(String(30))
+    segments: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Append-only: who did what, when, with the exact text and audio hash."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    object_type: Mapped[str | None] = mapped_column(String(30))
+    object_id: Mapped[str | None] = mapped_column(String(50))
+    detail: Mapped[dict[str, Any] | None]
+
+
+# Append-only in the database itself, not only by convention: UPDATE and DELETE on the audit
+# table are refused by a trigger (created with the table, on SQLite and PostgreSQL).
+for _op in ("UPDATE", "DELETE"):
+    event.listen(AuditEntry.__table__, "after_create", DDL(
+        f"CREATE TRIGGER audit_no_{_op.lower()} BEFORE {_op} ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END").execute_if(dialect="sqlite"))
+event.listen(AuditEntry.__table__, "after_create", DDL(
+    "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$; "
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
+    "FOR EACH ROW EXECUTE FUNCTION audit_append_only()").execute_if(dialect="postgresql"))
+
+
+class ApiToken(Base):
+    """An API or console credential; only the sha256 of the token is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    speaker_id: Mapped[str | None] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ConsoleUser(Base):
+    """A web-console account; only an scrypt hash of the password is stored."""
+
+    __tablename__ = "console_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its sha256 is stored."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class EndpointContact(Base):
+    """When a pulling endpoint (a village agent) last called, and from where."""
+
+    __tablename__ = "endpoint_contacts"
+    speaker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_seen: Mapped[datetime]
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ContactFlag(Base):
+    """A number the provider reported unreachable (unsubscribed, unknown, landline)."""
+
+    __tablename__ = "contact_flags"
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
