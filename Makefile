@@ -2,26 +2,36 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test check bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# `make run` installs the service alone; `make test` adds the test tools and the example plugin
+# of docs/plugins.md (tests/plugin_example), which the suite installs and uses like a county would.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml tests/plugin_example/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]' -e tests/plugin_example
+	touch $(RUN_STAMP) $@
+
+run: $(RUN_STAMP)
 	$(BIN)/broadcaster run -c config/broadcaster.yaml
 
-test: $(STAMP)
+test: $(TEST_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
-check: $(STAMP)
+check: $(RUN_STAMP)
 	$(BIN)/broadcaster check -c config/broadcaster.yaml
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:

@@ -132,14 +132,14 @@ def test_long_poll_waits_then_returns_empty(setup) -> None:  # type: ignore[no-u
 
 
 def test_signed_audio_url_for_cloud_speakers(setup) -> None:  # type: ignore[no-untyped-def]
-    from broadcaster.web.agent_api import signed_audio_url, url_key
+    from broadcaster.audio.links import AudioLinks, url_key
 
     svc, client, clock = setup
     d = deliveries(svc, "dongcun-room")[0]
     name = f"{d.audio_sha256}.{d.audio_ext}"
-    key = url_key(svc.cfg.data_dir)
-    url = signed_audio_url("http://testserver", key, name, clock.now() + timedelta(days=3650))
+    links = AudioLinks("http://testserver", url_key(svc.cfg.data_dir))
+    url = links.signed(name, clock.now() + timedelta(days=3650))
     assert client.get(url[len("http://testserver"):]).status_code == 200
     assert client.get(url[len("http://testserver"):].replace("sig=", "sig=0")).status_code == 403
-    old = signed_audio_url("http://testserver", key, name, local(2020, 1, 1))
+    old = links.signed(name, local(2020, 1, 1))
     assert client.get(old[len("http://testserver"):]).status_code == 403

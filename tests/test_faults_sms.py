@@ -23,7 +23,7 @@ N = 200
 def test_429_and_500_storm(confdir: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     # Shorter backoff keeps the test quick; Retry-After (1 s) is still a floor the test checks.
-    monkeypatch.setattr("broadcaster.channels.retry.BASE_S", 0.25)
+    monkeypatch.setattr("broadcaster.net.BASE_S", 0.25)
     plan = FaultPlan(p429=0.3, retry_after_s=1, p500=0.1, seed=7, latency_ms=5)
     with TwilioDouble(account_sid=SID, auth_token=TOKEN, faults=plan) as tw:
         edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from broadcaster.config.models import ClipTemplate
+from broadcaster.config.paths import display
 from broadcaster.errors import Problem
 from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
 
@@ -16,8 +17,6 @@ MAX_SEGMENTS = 2
 
 
 def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
-    from broadcaster.config.loader import display
-
     out: list[Problem] = []
     main_file = display(cfg.path)
     d = cfg.directory

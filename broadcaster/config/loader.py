@@ -15,26 +15,42 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from broadcaster.channels.speakers import SpeakerConfig, speaker_types
+from broadcaster import plugins
+from broadcaster.config.checks import cross_check
 from broadcaster.config.models import DirectoryFile, RulesFile, Settings, Village
+from broadcaster.config.paths import display
 from broadcaster.errors import ConfigError, Problem
-from broadcaster.feeds import SourceConfig, source_types
+from broadcaster.plugins import PluginConfig
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_PATH = Path("config/broadcaster.yaml")
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A plugin chosen by the configuration: its name and its validated settings (A9)."""
+
+    name: str
+    config: PluginConfig
+
+
 @dataclass
 class Config:
-    """The whole validated configuration, with every relative path already resolved."""
+    """The whole validated configuration, with every relative path already resolved.
+
+    ``sources`` and the values of ``speakers`` are the per-type plugin models; ``sms`` and
+    ``tts`` the chosen SMS provider and speech engine with their settings.
+    """
 
     path: Path
     settings: Settings
-    sources: list[SourceConfig]
+    sources: list[Any]
     rules: RulesFile
     directory: DirectoryFile
-    speakers: dict[str, tuple[Village, SpeakerConfig]]
+    speakers: dict[str, tuple[Village, Any]]
     directory_dir: Path
+    sms: Choice
+    tts: Choice
     warnings: list[Problem] = field(default_factory=list)
 
     @property
@@ -61,20 +77,13 @@ class Config:
                 return "sqlite:///" + str(self.resolve(Path(rel)))
         return url
 
-    def speakers_of(self, village_id: str) -> list[SpeakerConfig]:
+    def speakers_of(self, village_id: str) -> list[Any]:
         """The validated endpoints of one village, in directory order."""
         return [sc for v, sc in self.speakers.values() if v.id == village_id]
 
     @property
     def villages(self) -> dict[str, Village]:
         return {v.id: v for v in self.directory.villages}
-
-
-def display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -147,29 +156,83 @@ def substitute(data: Any, file: str, problems: list[Problem], path: str = "") ->
     return data
 
 
-def _typed(
-    raw: Any, registry: dict[str, Any], file: str, path: str, problems: list[Problem], what: str
-) -> BaseModel | None:
-    """Validate a mapping with the model its ``type`` names, keeping the user's key path."""
+def _plugin(kind: str, name: Any, file: str, path: str, problems: list[Problem], what: str) -> type[Any] | None:
+    """The plugin class installed as ``name``, or None with a problem naming the known ones."""
+    try:
+        return plugins.get(kind, name) if isinstance(name, str) else None
+    except KeyError:
+        pass
+    except plugins.PluginError as exc:
+        problems.append(Problem(file, path, str(exc)))
+        return None
+    problems.append(Problem(file, path, f"unknown {what} {name!r}; installed: {', '.join(plugins.names(kind))}"))
+    return None
+
+
+def _typed(raw: Any, kind: str, file: str, path: str, problems: list[Problem], what: str) -> BaseModel | None:
+    """Validate a mapping with the model of the plugin its ``type`` names, keeping the user's path."""
     if not isinstance(raw, dict):
         problems.append(Problem(file, path, f"expected a mapping for the {what}"))
         return None
-    kind = raw.get("type")
-    if kind not in registry:
-        known = ", ".join(sorted(registry))
-        problems.append(Problem(file, f"{path}.type", f"unknown {what} type {kind!r}; known: {known}"))
+    cls = _plugin(kind, raw.get("type"), file, f"{path}.type", problems, f"{what} type")
+    if cls is None:
         return None
     try:
-        return registry[kind].Config.model_validate(raw)
+        return cls.Config.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_validation_problems(file, exc, path))
         return None
 
 
+def _choice(kind: str, name: str, data: dict[str, Any], file: str, path: str, problems: list[Problem],
+            what: str, section: str) -> Choice | None:
+    """Validate the settings ``data`` of the plugin ``name`` chosen at ``path`` (errors name
+    ``section`` keys as ``{section}.{key}``)."""
+    cls = _plugin(kind, name, file, path, problems, what)
+    if cls is None:
+        return None
+    try:
+        return Choice(name, cls.Config.model_validate(data))
+    except ValidationError as exc:
+        problems.extend(_validation_problems(file, exc, section))
+        return None
+
+
+def _sms_choice(settings: Settings, raw: dict[str, Any], file: str, problems: list[Problem]) -> Choice | None:
+    sms = settings.sms
+    known = set(type(sms).model_fields) | {f.alias for f in type(sms).model_fields.values() if f.alias}
+    for key in (sms.model_extra or {}):
+        if key not in known and key not in plugins.names("sms"):
+            problems.append(Problem(file, f"sms.{key}", "unknown key"))
+    section = (raw.get("sms") or {}).get(sms.provider) or {}
+    if not isinstance(section, dict):
+        problems.append(Problem(file, f"sms.{sms.provider}", "expected a mapping"))
+        return None
+    return _choice("sms", sms.provider, section, file, "sms.provider", problems, "SMS provider", f"sms.{sms.provider}")
+
+
+def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: list[Problem]) -> Choice | None:
+    audio = settings.audio
+    for key in (audio.model_extra or {}):
+        if key not in plugins.names("tts"):
+            problems.append(Problem(file, f"audio.{key}", "unknown key"))
+    section = (raw.get("audio") or {}).get(audio.tts) or {}
+    if not isinstance(section, dict):
+        problems.append(Problem(file, f"audio.{audio.tts}", "expected a mapping"))
+        return None
+    try:
+        cls = plugins.get("tts", audio.tts)
+    except (KeyError, plugins.PluginError):
+        return _choice("tts", audio.tts, {}, file, "audio.tts", problems, "speech engine", "audio")
+    # ``voice`` and ``command`` live in ``audio`` itself, for every engine that takes them.
+    common = {k: v for k, v in (("voice", audio.voice), ("command", audio.command))
+              if k in cls.Config.model_fields and v is not None and k not in section}
+    where = f"audio.{audio.tts}" if section else "audio"
+    return _choice("tts", audio.tts, {**common, **section}, file, "audio.tts", problems, "speech engine", where)
+
+
 def load_config(path: Path | str | None = None) -> Config:
     """Load and validate everything; raise ConfigError listing every problem found."""
-    from broadcaster.config.checks import cross_check  # avoids an import cycle
-
     path = Path(path or os.environ.get("BROADCASTER_CONFIG") or DEFAULT_PATH).resolve()
     problems: list[Problem] = []
     main_file = display(path)
@@ -183,9 +246,8 @@ def load_config(path: Path | str | None = None) -> Config:
     except ValidationError as exc:
         problems.extend(_validation_problems(main_file, exc))
 
-    sources: list[SourceConfig] = []
+    sources: list[Any] = []
     feed = raw.get("feed")
-    types = {k: v for k, v in source_types().items()}
     if feed is None:
         problems.append(Problem(main_file, "feed", "required key is missing"))
     elif isinstance(feed, dict) and "sources" in feed:
@@ -196,16 +258,18 @@ def load_config(path: Path | str | None = None) -> Config:
         if not items:
             problems.append(Problem(main_file, "feed.sources", "give at least one source"))
         for i, item in enumerate(items):
-            m = _typed(item, types, main_file, f"feed.sources[{i}]", problems, "feed source")
+            m = _typed(item, "feeds", main_file, f"feed.sources[{i}]", problems, "feed source")
             if m is not None:
                 sources.append(m)  # type: ignore[arg-type]
     else:
-        m = _typed(feed, types, main_file, "feed", problems, "feed source")
+        m = _typed(feed, "feeds", main_file, "feed", problems, "feed source")
         if m is not None:
             sources.append(m)  # type: ignore[arg-type]
 
     if settings is None:
         raise ConfigError(problems)
+    sms = _sms_choice(settings, raw, main_file, problems)
+    tts = _tts_choice(settings, raw, main_file, problems)
     base = path.parent
     rules_path = settings.rules if settings.rules.is_absolute() else (base / settings.rules).resolve()
     dir_path = settings.directory if settings.directory.is_absolute() else (base / settings.directory).resolve()
@@ -219,7 +283,7 @@ def load_config(path: Path | str | None = None) -> Config:
         except ValidationError as exc:
             problems.extend(_validation_problems(display(rules_path), exc))
     dir_raw = read_yaml(dir_path, problems)
-    speakers: dict[str, tuple[Village, SpeakerConfig]] = {}
+    speakers: dict[str, tuple[Village, Any]] = {}
     if dir_raw is not None:
         dir_file = display(dir_path)
         dir_raw = substitute(dir_raw, dir_file, problems)
@@ -228,18 +292,17 @@ def load_config(path: Path | str | None = None) -> Config:
         except ValidationError as exc:
             problems.extend(_validation_problems(dir_file, exc))
         if directory is not None:
-            stypes = speaker_types()
             for vi, village in enumerate(directory.villages):
                 for si, sp in enumerate(village.speakers):
                     where = f"villages[{vi}].speakers[{si}]"
-                    m = _typed(sp, stypes, dir_file, where, problems, "speaker")
+                    m = _typed(sp, "speakers", dir_file, where, problems, "speaker")
                     if m is None:
                         continue
                     if m.id in speakers:  # type: ignore[attr-defined]
                         problems.append(Problem(dir_file, f"{where}.id", f"duplicate speaker id {m.id!r}"))  # type: ignore[attr-defined]
                     speakers[m.id] = (village, m)  # type: ignore[attr-defined]
 
-    if rules is None or directory is None:
+    if rules is None or directory is None or sms is None or tts is None:
         raise ConfigError(problems)
     cfg = Config(
         path=path,
@@ -249,6 +312,8 @@ def load_config(path: Path | str | None = None) -> Config:
         directory=directory,
         speakers=speakers,
         directory_dir=dir_path.parent,
+        sms=sms,
+        tts=tts,
     )
     problems.extend(cross_check(cfg, display(rules_path), display(dir_path)))
     errors = [p for p in problems if not p.warning]

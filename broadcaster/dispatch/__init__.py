@@ -19,13 +19,14 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
+from broadcaster.audio.links import AudioLinks
 from broadcaster.channels import SendResult
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger
 from broadcaster.logutil import mask_phone
-from broadcaster.channels.retry import backoff_seconds
+from broadcaster.net import backoff_seconds
 from broadcaster.timeutil import Clock
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,8 @@ class Endpoints:
     speakers: dict[str, SpeakerChannel]
     audio_path: Callable[[str, str], Path | None]
     village_names: dict[str, str]
-    public_url: str
+    links: AudioLinks
     tz: tzinfo = timezone.utc  # plays are named and announced in local time
-    status_callback: str | None = None
 
 
 class Dispatcher:
@@ -307,7 +307,7 @@ class Dispatcher:
                 if not self.bucket.acquire(self._stop):
                     return _RELEASE
                 return self.ep.sms.send(
-                    SmsJob(job.id, job.alert_id, job.target, job.body or "", self.ep.status_callback)
+                    SmsJob(job.id, job.alert_id, job.target, job.body or "")
                 )
             return self._play(job)
         except ChannelError as exc:
@@ -348,7 +348,7 @@ class Dispatcher:
             repeat=job.repeat or 1,
             sha256=job.audio_sha256 or "",
             audio_path=path,
-            audio_url=f"{self.ep.public_url.rstrip('/')}/api/v1/audio/{job.audio_sha256}.{ext}",
+            audio_url=self.ep.links.url(job.audio_sha256 or "", ext),
             text="",
         )
 

@@ -8,6 +8,7 @@ import requests
 from pydantic import Field
 
 from broadcaster.errors import FeedError
+from broadcaster.net import failure_reason
 from broadcaster.feeds.base import Reading, Source, SourceConfig
 from broadcaster.feeds.canonical import apply_mapping, parse_document
 from broadcaster.timeutil import Night
@@ -30,10 +31,8 @@ class HttpJsonSource(Source):
         cfg: HttpJsonConfig = self.config  # type: ignore[assignment]
         try:
             resp = requests.get(cfg.url, headers=cfg.headers, timeout=cfg.timeout_s)
-        except requests.Timeout:
-            raise FeedError(self.name, f"timeout after {cfg.timeout_s:g} s") from None
         except requests.RequestException as exc:
-            raise FeedError(self.name, f"connection failed: {type(exc).__name__}") from None
+            raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 200:
             raise FeedError(self.name, f"HTTP {resp.status_code}")
         try:

@@ -19,6 +19,7 @@ import requests
 from pydantic import Field, field_validator
 
 from broadcaster.errors import FeedError
+from broadcaster.net import failure_reason
 from broadcaster.feeds.base import Reading, Source, SourceConfig
 from broadcaster.feeds.scoring import NightWeather, Thresholds, Weights, advice_text, score_night
 from broadcaster.timeutil import Night
@@ -116,10 +117,8 @@ class OpenMeteoSource(Source):
             params["models"] = cfg.models
         try:
             resp = requests.get(f"{cfg.base_url}/v1/forecast", params=params, timeout=cfg.timeout_s)
-        except requests.Timeout:
-            raise FeedError(self.name, f"timeout after {cfg.timeout_s:g} s") from None
         except requests.RequestException as exc:
-            raise FeedError(self.name, f"connection failed: {type(exc).__name__}") from None
+            raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         try:
             doc = resp.json()
         except ValueError:

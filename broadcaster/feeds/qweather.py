@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from broadcaster.errors import FeedError
+from broadcaster.net import failure_reason
 from broadcaster.feeds.base import Reading, Source, SourceConfig
 from broadcaster.timeutil import Night
 
@@ -127,10 +128,8 @@ class QWeatherSource(Source):
         params = {"localTime": "true", "lang": cfg.lang}
         try:
             resp = requests.get(url, params=params, headers=headers, timeout=cfg.timeout_s)
-        except requests.Timeout:
-            raise FeedError(self.name, f"timeout after {cfg.timeout_s:g} s") from None
         except requests.RequestException as exc:
-            raise FeedError(self.name, f"connection failed: {type(exc).__name__}") from None
+            raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 200:
             raise FeedError(self.name, _http_reason(resp))
         try:

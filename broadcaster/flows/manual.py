@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, insert, select, update
 
@@ -29,8 +29,10 @@ from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.ledger import Alert, Delivery
 from broadcaster.ledger.models import OPEN
 from broadcaster.rules import quiet
-from broadcaster.runtime.service import Service
 from broadcaster.timeutil import tonight
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from broadcaster.ledger import Alert, Delivery, ReadingRow
-from broadcaster.runtime.service import Service
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 
 def next_polls(svc: Service, now: datetime, count: int = 4) -> list[dict[str, str]]:

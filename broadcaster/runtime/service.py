@@ -17,7 +17,9 @@ from sqlalchemy import select, update
 
 from broadcaster.flows.alerts import iter_sms_rows, play_rows, timing_for_night
 from broadcaster.audio import Bulletin, Renderer
-from broadcaster.channels.sms import build_provider
+from broadcaster import plugins
+from broadcaster.audio.links import AudioLinks, url_key
+from broadcaster.channels.sms import SmsContext, build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
@@ -78,11 +80,10 @@ class Service:
             cache_dir=cfg.data_dir / "audio",
             chime=cfg.resolve(a.chime) if a.chime else None,
             clips_dir=cfg.resolve(a.clips),
-            tts=a.tts,
-            voice=a.voice,
-            command=a.command,
             repeat=a.repeat,
+            engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
         )
+        self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
         ctx = SpeakerContext(base_dir=cfg.directory_dir, public_url=s.http.public_url)
         types = speaker_types()
         self.speakers: dict[str, SpeakerChannel] = {
@@ -93,10 +94,8 @@ class Service:
         self.stopping = threading.Event()
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
-        self.sms = build_provider(cfg)
-        callback = None
-        if s.sms.provider == "twilio" and s.sms.twilio and s.sms.twilio.status_callback:
-            callback = s.http.public_url.rstrip("/") + "/api/v1/twilio/status"
+        self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(
+            public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz, templates=cfg.rules.templates))
         self.dispatcher = Dispatcher(
             self.ledger,
             Endpoints(
@@ -104,9 +103,8 @@ class Service:
                 speakers=self.speakers,
                 audio_path=self.renderer.find,
                 village_names={v.id: v.name for v in cfg.directory.villages},
-                public_url=s.http.public_url,
+                links=self.links,
                 tz=cfg.tz,
-                status_callback=callback,
             ),
             self.clock,
             rate_per_s=s.sms.rate_per_s,
@@ -115,14 +113,9 @@ class Service:
 
     def _bind_speakers(self) -> None:
         """Give push endpoints that confirm later (mqtt) the ledger callback and URL signer."""
-        from broadcaster.web.agent_api import signed_audio_url, url_key
-
-        binders = [ch for ch in self.speakers.values() if hasattr(ch, "bind")]
-        if not binders:
-            return
-        key, base = url_key(self.cfg.data_dir), self.cfg.settings.http.public_url
-        for ch in binders:
-            ch.bind(confirm=self.confirm_play, sign=lambda name, exp: signed_audio_url(base, key, name, exp))
+        for ch in self.speakers.values():
+            if hasattr(ch, "bind"):
+                ch.bind(confirm=self.confirm_play, sign=self.links.signed)
 
     def confirm_play(self, delivery_id: int, speaker_id: str, ok: bool, error: str | None = None) -> bool:
         """An endpoint confirmed (or refused) a play; False while the send itself is still being recorded."""

@@ -13,16 +13,12 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-import os
 import re
 import json
-import secrets
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -56,36 +52,6 @@ class PlayResult(BaseModel):
     error: str | None = Field(default=None, max_length=2000)
 
 
-# ------------------------------------------------------------------ signed URLs
-
-
-def url_key(data_dir: Path) -> bytes:
-    """The deployment's secret for signed audio URLs, created on first use (mode 0600)."""
-    path = data_dir / "audio-url.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)  # first writer wins when two processes start together
-        except FileExistsError:
-            pass
-        tmp.unlink(missing_ok=True)
-    return path.read_text().strip().encode()
-
-
-def _sig(key: bytes, name: str, exp: int) -> str:
-    return hmac.new(key, f"{name}:{exp}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def signed_audio_url(public_url: str, key: bytes, name: str, expires_at: datetime) -> str:
-    """``{public_url}/api/v1/audio/{name}?exp=..&sig=..``, valid until ``expires_at``."""
-    exp = int(expires_at.timestamp())
-    return f"{public_url.rstrip('/')}/api/v1/audio/{name}?exp={exp}&sig={_sig(key, name, exp)}"
-
-
 # ---------------------------------------------------------------------- queries
 
 
@@ -93,7 +59,6 @@ def _commands(svc: Any, speaker_id: str) -> list[dict[str, Any]]:
     """This speaker's plays not yet final nor expired, then ``{"id", "cancelled": true}`` for each
     play withdrawn from it that it has not acknowledged (DESIGN A7)."""
     now = svc.now()
-    base = svc.cfg.settings.http.public_url.rstrip("/")
     tz = svc.cfg.tz
     rows, withdrawn = svc.ledger.agent_commands(speaker_id, now)
     with svc.ledger.reader() as s:
@@ -101,7 +66,7 @@ def _commands(svc: Any, speaker_id: str) -> list[dict[str, Any]]:
     cmds: list[dict[str, Any]] = [
         {
             "id": d.id,
-            "audio_url": f"{base}/api/v1/audio/{d.audio_sha256}.{d.audio_ext or 'mp3'}",
+            "audio_url": svc.links.url(d.audio_sha256, d.audio_ext or "mp3"),
             "sha256": d.audio_sha256,
             "play_at": (d.play_at or now).astimezone(tz).isoformat(),
             "expires_at": d.expires_at.astimezone(tz).isoformat(),
@@ -142,7 +107,6 @@ def _owns_audio(svc: Any, speaker_id: str, sha: str, ext: str) -> bool:
 
 def router(svc: Any, watch: CommandWatch) -> APIRouter:
     r = APIRouter()
-    key = url_key(svc.cfg.data_dir)
     contacts = _Contacts(svc)
 
     @r.get("/api/agent/v1/commands", tags=["agent"])
@@ -189,8 +153,7 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
             raise HTTPException(404, "no such audio")
         sha, ext = m.groups()
         if sig is not None and exp is not None:
-            ok = hmac.compare_digest(sig, _sig(key, name, exp)) and svc.now().timestamp() <= exp
-            if not ok:
+            if not svc.links.verify(name, exp, sig, svc.now()):
                 raise HTTPException(403, "bad or expired signature")
         else:
             p = current_principal(request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
@@ -21,8 +21,10 @@ from pydantic import BaseModel, Field
 
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
-from broadcaster.runtime.service import Service
 from broadcaster.web.auth import Principal, require
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 
 class BroadcastIn(BaseModel):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broadcaster.runtime.service import Service
 from broadcaster.web import agent_api, api, auth, console, receipts
 from broadcaster.web.longpoll import CommandWatch
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:

@@ -14,7 +14,7 @@ import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -26,9 +26,11 @@ from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.messages import sms_segments
-from broadcaster.runtime.service import Service
 from broadcaster.flows.status import status
 from broadcaster.web import views
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

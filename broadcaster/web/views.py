@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -11,7 +11,9 @@ from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.feeds.base import Factor
 from broadcaster.ledger import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
 from broadcaster.logutil import mask_phone
-from broadcaster.runtime.service import Service
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 STATE_ZH = {"pending": "待发送", "sending": "发送中", "sent": "已发出", "delivered": "已送达", "played": "已播放",
             "failed": "失败", "expired": "已过期", "cancelled": "已取消"}

@@ -1,24 +1,22 @@
-"""SMS providers by ``sms.provider``."""
+"""SMS providers: plugins of the ``broadcaster.sms`` entry-point group (DESIGN A9)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from broadcaster import plugins
+from broadcaster.channels.sms.base import (
+    Receipt,
+    ReceiptAnswer,
+    ReceiptRequest,
+    SmsContext,
+    SmsJob,
+    SmsProvider,
+)
+from broadcaster.plugins import PluginConfig
 
-from broadcaster.channels.sms.base import SmsJob, SmsProvider
-
-if TYPE_CHECKING:
-    from broadcaster.config import Config
-
-__all__ = ["SmsJob", "SmsProvider", "build_provider"]
+__all__ = ["Receipt", "ReceiptAnswer", "ReceiptRequest", "SmsContext", "SmsJob", "SmsProvider", "build_provider"]
 
 
-def build_provider(cfg: "Config") -> SmsProvider:
-    sms = cfg.settings.sms
-    if sms.provider == "twilio":
-        from broadcaster.channels.sms.twilio import TwilioProvider
-
-        assert sms.twilio is not None  # checked when the config loaded
-        return TwilioProvider(sms.twilio)
-    from broadcaster.channels.sms.outbox import OutboxProvider
-
-    return OutboxProvider(cfg.resolve(sms.outbox.path))
+def build_provider(name: str, config: PluginConfig, ctx: SmsContext) -> SmsProvider:
+    """The provider installed as ``name``, with its validated ``config``."""
+    cls: type[SmsProvider] = plugins.get("sms", name)
+    return cls(config, ctx)

@@ -17,7 +17,7 @@ from pydantic import Field
 from broadcaster.channels import SendResult
 from broadcaster.channels.speakers.base import PlayJob, SpeakerChannel, SpeakerConfig
 from broadcaster.errors import PermanentError, TransientError
-from broadcaster.channels.retry import retry_after_seconds
+from broadcaster.net import failure_reason, retry_after_seconds
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 
@@ -72,11 +72,9 @@ class HttpChannel(SpeakerChannel):
                     timeout=cfg.timeout_s,
                 )
         except FileNotFoundError as exc:
-            raise PermanentError(f"audio file missing: {exc.filename}") from None
-        except requests.Timeout:
-            raise TransientError(f"timeout after {cfg.timeout_s:g} s") from None
+            raise PermanentError(f"audio file missing: {exc.filename}") from exc
         except requests.RequestException as exc:
-            raise TransientError(f"connection failed: {type(exc).__name__}") from None
+            raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
         _check(resp)
         return SendResult(state="sent", provider_id=resp.headers.get("X-Request-Id"))
 
@@ -89,10 +87,8 @@ class HttpChannel(SpeakerChannel):
                 headers={"Authorization": f"Bearer {cfg.token}", "Idempotency-Key": str(job.delivery_id)},
                 timeout=cfg.timeout_s,
             )
-        except requests.Timeout:
-            raise TransientError(f"timeout after {cfg.timeout_s:g} s") from None
         except requests.RequestException as exc:
-            raise TransientError(f"connection failed: {type(exc).__name__}") from exc
+            raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 404:
             _check(resp)
 

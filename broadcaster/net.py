@@ -1,14 +1,25 @@
-"""Retry timing shared by every channel: backoff with jitter that honours ``Retry-After``."""
+"""HTTP helpers shared by feeds and channels: one mapping of ``requests`` failures to a readable
+reason, ``Retry-After``, and backoff with jitter. Each caller wraps the reason in its own error
+(FeedError, TransientError), chained to the original so the cause stays in the log."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import requests
 
 BASE_S = 2.0
 CAP_S = 300.0
+
+
+def failure_reason(exc: BaseException, timeout_s: float | None = None) -> str:
+    """``timeout after 10 s`` / ``connection failed: ConnectionError``: what an operator reads."""
+    if isinstance(exc, requests.Timeout):
+        return f"timeout after {timeout_s:g} s" if timeout_s else "timeout"
+    return f"connection failed: {type(exc).__name__}"
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
