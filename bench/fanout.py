@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,11 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from sqlalchemy import text
 
     from broadcaster.audio import Renderer
-    from broadcaster.channels.sms.twilio import TwilioProvider
+    from broadcaster.audio.links import AudioLinks
+    from broadcaster.channels.sms import SmsContext
+    from broadcaster.channels.sms.twilio import TwilioConfig, TwilioProvider
     from broadcaster.channels.speakers import SpeakerContext
     from broadcaster.channels.speakers.http import HttpChannel, HttpConfig
-    from broadcaster.config.models import SmsConfig
     from broadcaster.dispatch import Dispatcher, Endpoints
     from broadcaster.ledger import Alert, Ledger
     from broadcaster.logutil import setup_logging
@@ -73,21 +74,20 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         url, drop = _pg_database()
     else:
         url = f"sqlite:///{tmp / 'ledger.db'}"
-    sms_cfg = SmsConfig.model_validate({
-        "provider": "twilio", "rate_per_s": a.rate, "concurrency": a.concurrency,
-        "twilio": {"account_sid": SID, "auth_token": TOKEN, "from": FROM, "base_url": a.twilio_url}})
-    assert sms_cfg.twilio is not None
+    twilio = TwilioConfig.model_validate({"account_sid": SID, "auth_token": TOKEN, "from": FROM,
+                                          "base_url": a.twilio_url})
     renderer = Renderer(tmp / "audio", ROOT / "audio" / "chime.wav", ROOT / "audio" / "clips")
-    ctx = SpeakerContext(base_dir=tmp, public_url="http://127.0.0.1:9")
+    ctx = SpeakerContext(base_dir=tmp)
     speakers = {f"spk{i:04d}": HttpChannel(HttpConfig(id=f"spk{i:04d}", type="http", url=a.speaker_url,
                                                       token=SPEAKER_TOKEN), ctx) for i in range(a.m)}
     ledger = Ledger(url)
     clock = Clock()
     dispatcher = Dispatcher(
         ledger,
-        Endpoints(sms=TwilioProvider(sms_cfg.twilio), speakers=speakers, audio_path=renderer.find,
-                  village_names={}, public_url=ctx.public_url),
-        clock, rate_per_s=sms_cfg.rate_per_s, concurrency=sms_cfg.concurrency)
+        Endpoints(sms=TwilioProvider(twilio, SmsContext("http://127.0.0.1:9", tmp, timezone.utc)),
+                  speakers=speakers, audio_path=renderer.find,
+                  links=AudioLinks("http://127.0.0.1:9", b"bench")),
+        clock, rate_per_s=a.rate, concurrency=a.concurrency)
     dispatcher.start()
     now = clock.now()
     t = Timing(now=now, sms_expires_at=now + timedelta(hours=2), play_expiry=timedelta(hours=1),

@@ -153,9 +153,9 @@ def test_broker_down_is_transient(confdir: Path) -> None:
 
     port = free_port()  # nothing listens there
     ch = MqttChannel(MqttConfig(id="x", type="mqtt", broker=f"mqtt://127.0.0.1:{port}", topic="/sertodev/1", timeout_s=1),
-                     SpeakerContext(base_dir=confdir, public_url="http://127.0.0.1"))
+                     SpeakerContext(base_dir=confdir))
     now = local(2026, 11, 28, 19, 30)
-    job = PlayJob(1, "x", "v", "V", now, now + timedelta(hours=1), 1, "0" * 64, confdir / "a.mp3", "http://x/a.mp3", "")
+    job = PlayJob(1, "x", "v", now, now + timedelta(hours=1), 1, "0" * 64, confdir / "a.mp3", "http://x/a.mp3")
     with pytest.raises(TransientError):
         ch.send(job)
     ch.close()

@@ -123,7 +123,6 @@ class Endpoints:
     sms: SmsProvider
     speakers: dict[str, SpeakerChannel]
     audio_path: Callable[[str, str], Path | None]
-    village_names: dict[str, str]
     links: AudioLinks
     tz: tzinfo = timezone.utc  # plays are named and announced in local time
 
@@ -160,7 +159,6 @@ class Dispatcher:
         self._next_summary = 0.0
         # channel -> (monotonic, clock) time until which a claim on it is not worth a query
         self._dry: dict[str, tuple[float, datetime]] = {}
-        self.reconciled = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -342,14 +340,12 @@ class Dispatcher:
             delivery_id=job.id,
             speaker_id=job.target,
             village_id=job.village_id or "",
-            village_name=self.ep.village_names.get(job.village_id or "", ""),
             play_at=(job.play_at or self.clock.now()).astimezone(self.ep.tz),
             expires_at=job.expires_at.astimezone(self.ep.tz),
             repeat=job.repeat or 1,
             sha256=job.audio_sha256 or "",
             audio_path=path,
             audio_url=self.ep.links.url(job.audio_sha256 or "", ext),
-            text="",
         )
 
     def _flush(self, block: float = 0.0) -> None:
@@ -431,7 +427,6 @@ class Dispatcher:
         self.ledger.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
         if jobs:
             log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
-        self.reconciled = True
         return len(jobs)
 
     def _reconcile_one(self, job: DeliveryJob) -> dict[str, Any]:

@@ -48,10 +48,6 @@ class Scheduler:
     def shutdown(self) -> None:
         self.sched.shutdown(wait=False)
 
-    def next_jobs(self) -> list[tuple[str, datetime]]:
-        return sorted(((j.name, j.next_run_time) for j in self.sched.get_jobs() if j.next_run_time),
-                      key=lambda x: x[1])
-
     # ------------------------------------------------------------------ jobs
 
     def poll(self, kind: str = "scheduled") -> None:

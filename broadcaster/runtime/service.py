@@ -84,7 +84,7 @@ class Service:
             engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
         )
         self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
-        ctx = SpeakerContext(base_dir=cfg.directory_dir, public_url=s.http.public_url)
+        ctx = SpeakerContext(base_dir=cfg.directory_dir)
         types = speaker_types()
         self.speakers: dict[str, SpeakerChannel] = {
             sid: types[sc.type](sc, ctx) for sid, (_v, sc) in cfg.speakers.items()
@@ -102,7 +102,6 @@ class Service:
                 sms=self.sms,
                 speakers=self.speakers,
                 audio_path=self.renderer.find,
-                village_names={v.id: v.name for v in cfg.directory.villages},
                 links=self.links,
                 tz=cfg.tz,
             ),

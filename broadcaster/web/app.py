@@ -20,7 +20,6 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     app = FastAPI(title="broadcaster", version="0.1.0",
                   description="CO-poisoning alerts to SMS and village loudspeakers")
     app.state.svc = svc
-    app.state.scheduler = scheduler
     app.state.auth_audit = auth.AuthAudit(svc)
 
     @app.get("/healthz", tags=["ops"])

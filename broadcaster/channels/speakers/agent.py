@@ -12,9 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from broadcaster.channels import SendResult
-from broadcaster.channels.speakers.base import PlayJob, SpeakerChannel, SpeakerConfig
-from broadcaster.errors import PermanentError
+from broadcaster.channels.speakers.base import SpeakerChannel, SpeakerConfig
 
 
 class AgentConfig(SpeakerConfig):
@@ -59,6 +57,3 @@ class AgentChannel(SpeakerChannel):
     Config = AgentConfig
     mode = "pull"
     idempotent = True
-
-    def send(self, job: PlayJob) -> SendResult:  # pragma: no cover - the dispatcher never pushes
-        raise PermanentError("agent endpoints pull their plays; nothing to push")

@@ -6,7 +6,7 @@ The dispatcher owns retries, expiry and the ledger; a channel only hands one pla
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,14 +40,12 @@ class PlayJob:
     delivery_id: int
     speaker_id: str
     village_id: str
-    village_name: str
     play_at: datetime
     expires_at: datetime
     repeat: int
     sha256: str
     audio_path: Path
     audio_url: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,6 @@ class SpeakerContext:
     """What endpoints may know about the deployment."""
 
     base_dir: Path  # directory of directory.yaml, for relative paths
-    public_url: str
 
 
 class SpeakerChannel(ABC):
@@ -75,9 +72,10 @@ class SpeakerChannel(ABC):
     def id(self) -> str:
         return self.config.id
 
-    @abstractmethod
     def send(self, job: PlayJob) -> SendResult:
-        """Hand the play over; raise TransientError or PermanentError on failure."""
+        """Hand the play over; raise TransientError or PermanentError on failure. Every type
+        that is pushed to implements it; a ``pull`` type's plays are fetched, never sent."""
+        raise PermanentError(f"{self.type} endpoints fetch their plays; nothing is pushed to them")
 
     def withdraw(self, job: PlayJob) -> None:
         """Take back a play handed over earlier (a cancelled broadcast, a superseded alert);
