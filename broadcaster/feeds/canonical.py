@@ -76,7 +76,7 @@ def parse_document(doc: Any, source: str) -> list[Reading]:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "document"
-        raise FeedError(source, f"wrong schema: {where}: {err['msg']}") from None
+        raise FeedError(source, f"wrong schema: {where}: {err['msg']}") from exc
     label = parsed.source or source
     issued: datetime = parsed.issued_at
     return [

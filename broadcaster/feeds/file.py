@@ -27,9 +27,9 @@ class FileSource(Source):
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise FeedError(self.name, f"cannot read {path}: {exc.strerror}") from None
+            raise FeedError(self.name, f"cannot read {path}: {exc.strerror}") from exc
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FeedError(self.name, f"malformed JSON in {path}: {exc}") from None
+            raise FeedError(self.name, f"malformed JSON in {path}: {exc}") from exc
         return parse_document(doc, self.name)

@@ -43,5 +43,5 @@ class HttpJsonSource(Source):
             try:
                 doc = apply_mapping(doc, cfg.mapping)
             except FeedError as exc:
-                raise FeedError(self.name, exc.reason) from None
+                raise FeedError(self.name, exc.reason) from exc
         return parse_document(doc, self.name)

@@ -114,7 +114,7 @@ class QWeatherSource(Source):
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"])
                 reason = f"wrong schema: alerts[{i}].{where}: {err['msg']}"
-                raise FeedError(self.name, reason) from None
+                raise FeedError(self.name, reason) from exc
             reading = self._reading(alert, night, cfg)
             if reading is not None:
                 readings.append(reading)

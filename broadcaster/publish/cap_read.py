@@ -95,7 +95,7 @@ def _parse_xml(data: bytes, max_bytes: int) -> etree._Element:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise FeedError(SOURCE, f"not well-formed XML: {exc}") from None
+        raise FeedError(SOURCE, f"not well-formed XML: {exc}") from exc
     if root.getroottree().docinfo.doctype or root.getroottree().docinfo.internalDTD is not None:
         raise FeedError(SOURCE, "documents with a DTD are refused")
     return root
@@ -225,7 +225,7 @@ def parse_cap(data: bytes, event_match: str = "一氧化碳", level_map: Mapping
         try:
             result.extend(_read_alert(root, event_match, level_map, statuses, None))
         except _Bad as exc:
-            raise FeedError(SOURCE, str(exc)) from None
+            raise FeedError(SOURCE, str(exc)) from exc
         return result
     if root.tag == f"{_ATOM}feed":
         items = root.findall(f"{_ATOM}entry")

@@ -46,9 +46,9 @@ class FolderChannel(SpeakerChannel):
             shutil.copyfile(job.audio_path, tmp)
             os.replace(tmp, target)
         except FileNotFoundError as exc:
-            raise PermanentError(f"audio file missing: {exc.filename}") from None
+            raise PermanentError(f"audio file missing: {exc.filename}") from exc
         except OSError as exc:  # disk full, permissions, unmounted share: may clear up
-            raise TransientError(f"cannot write {target}: {exc.strerror}") from None
+            raise TransientError(f"cannot write {target}: {exc.strerror}") from exc
         return SendResult(state="sent", provider_id=str(target))
 
     def withdraw(self, job: PlayJob) -> None:

@@ -89,7 +89,7 @@ class MqttChannel(SpeakerChannel):
             try:
                 c.connect(u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883), keepalive=30)
             except OSError as exc:
-                raise TransientError(f"MQTT broker {u.hostname}:{u.port} unreachable: {exc.strerror or exc}") from None
+                raise TransientError(f"MQTT broker {u.hostname}:{u.port} unreachable: {exc.strerror or exc}") from exc
             c.loop_start()  # paho's network thread; reconnects by itself
             self._client = c
             return c
@@ -143,7 +143,7 @@ class MqttChannel(SpeakerChannel):
         try:
             info.wait_for_publish(self.cfg.timeout_s)
         except (RuntimeError, ValueError) as exc:  # queue full / not connected
-            raise TransientError(f"MQTT publish failed: {exc}") from None
+            raise TransientError(f"MQTT publish failed: {exc}") from exc
         if not info.is_published():
             raise TransientError(f"no PUBACK from {self.cfg.broker} within {self.cfg.timeout_s:g} s")
         return SendResult(state="sent", provider_id=f"frame:{job.delivery_id}")
