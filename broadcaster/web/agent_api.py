@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from broadcaster.ledger import Delivery, EndpointContact
-from broadcaster.web.auth import AGENT, Principal, current_principal, require, require_agent
+from broadcaster.web.auth import AGENT, Id, Principal, current_principal, require, require_agent
 from broadcaster.web.longpoll import CommandWatch
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
             await watch.wait(sid, version, left)
 
     @r.post("/api/agent/v1/commands/{delivery_id}/result", tags=["agent"])
-    def result(delivery_id: int, body: PlayResult, request: Request,
+    def result(delivery_id: Id, body: PlayResult, request: Request,
                p: Principal = Depends(require_agent)) -> dict[str, Any]:
         contacts.seen(p.speaker_id or "", request)
         now = svc.now()

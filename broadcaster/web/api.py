@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
-from broadcaster.web.auth import Principal, require
+from broadcaster.web.auth import Id, Principal, require
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -101,19 +101,19 @@ def router(svc: Service) -> APIRouter:
             return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name)
 
     @r.post("/broadcasts/{broadcast_id}/approve")
-    def approve(broadcast_id: int, p: Principal = approver) -> dict[str, Any]:
+    def approve(broadcast_id: Id, p: Principal = approver) -> dict[str, Any]:
         """Approve a pending broadcast; never by its author (403)."""
         with _http_errors():
             return bc.approve(broadcast_id, p.name)
 
     @r.post("/broadcasts/{broadcast_id}/cancel")
-    def cancel(broadcast_id: int, p: Principal = operator) -> dict[str, Any]:
+    def cancel(broadcast_id: Id, p: Principal = operator) -> dict[str, Any]:
         """Cancel every delivery of the broadcast that has not gone out."""
         with _http_errors():
             return bc.cancel(broadcast_id, p.name)
 
     @r.get("/broadcasts/{broadcast_id}")
-    def get(broadcast_id: int, p: Principal = operator) -> dict[str, Any]:
+    def get(broadcast_id: Id, p: Principal = operator) -> dict[str, Any]:
         """``{"id","status","text","deliveries":{"sms":{state:n},"speaker":{state:n}}}`` and details."""
         with _http_errors():
             return bc.get(broadcast_id)

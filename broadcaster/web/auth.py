@@ -16,9 +16,9 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import select
 
 from broadcaster.auth.accounts import ROLES, at_least
@@ -28,6 +28,9 @@ from broadcaster.ledger import ApiToken, Ledger
 log = logging.getLogger(__name__)
 
 AGENT = "agent"
+
+#: An id in a URL path: anything outside the ledger's 64-bit ids is a 422 naming the field, not a crash.
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @dataclass(frozen=True)

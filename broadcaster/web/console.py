@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData, UploadFile
@@ -28,6 +28,7 @@ from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.messages import sms_segments
 from broadcaster.flows.status import status
 from broadcaster.web import views
+from broadcaster.web.auth import Id
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -212,7 +213,7 @@ def router(svc: Service) -> APIRouter:
                     groups=svc.cfg.directory.groups, fmt=svc.cfg.settings.audio.format)
 
     @r.post("/broadcasts/{bid}/approve")
-    async def approve(bid: int, request: Request, me: SessionInfo = Depends(user)) -> Response:
+    async def approve(bid: Id, request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
         if not at_least(me.role, "approver"):
             return back("/approvals", "需要审批人权限")
@@ -223,7 +224,7 @@ def router(svc: Service) -> APIRouter:
         return back(f"/history/{bid}", f"广播 #{bid} 已审批，将按时发送")
 
     @r.post("/broadcasts/{bid}/cancel")
-    async def cancel(bid: int, request: Request, me: SessionInfo = Depends(user)) -> Response:
+    async def cancel(bid: Id, request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
         try:
             out = bc.cancel(bid, me.user)
@@ -245,7 +246,7 @@ def router(svc: Service) -> APIRouter:
                     live=any(a["status"] in ("scheduled", "dispatching") for a in rows))
 
     @r.get("/history/{aid}")
-    def alert_detail(aid: int, request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
+    def alert_detail(aid: Id, request: Request, p: int = Query(0, ge=0, le=10**6), me: SessionInfo = Depends(user)) -> HTMLResponse:
         found = bc.alerts(ids=[aid])
         if not found:
             raise HTTPException(404, "没有这条记录")

@@ -112,6 +112,14 @@ class FaultPlan:
             draw -= kind_p
         return None
 
+    def add(self, *items: ScriptItem, key: str | None = None) -> None:
+        """Append to the live script (the global one, or ``key``'s): for a test mid-way."""
+        for item in items:
+            _parse_item(item, self.retry_after_s)
+        with self._lock:
+            target = self._script if key is None else self._keyed.setdefault(key, deque())
+            target.extend(items)
+
     def remaining_script(self) -> int:
         """How many global script items have not been consumed yet."""
         with self._lock:
