@@ -23,7 +23,7 @@ from broadcaster.channels import SendResult
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.errors import ChannelError, PermanentError, TransientError
-from broadcaster.ledger import DeliveryJob, Ledger
+from broadcaster.ledger import DeliveryJob, Ledger, Outcome
 from broadcaster.logutil import mask_phone
 from broadcaster.channels.retry import backoff_seconds
 from broadcaster.timeutil import Clock
@@ -215,7 +215,7 @@ class Dispatcher:
             if any(self._inflight.values()):
                 delay = 0.05
             else:
-                nxt = self.ledger.next_due()
+                nxt = self.ledger.deliveries.next_due()
                 delay = IDLE_CHECK_S if nxt is None else min(IDLE_CHECK_S, (nxt - self.clock.now()).total_seconds())
                 if delay <= 0:
                     return
@@ -231,7 +231,7 @@ class Dispatcher:
         self._flush()
         now = self.clock.now()
         if time.monotonic() >= self._next_expiry_sweep:
-            n = self.ledger.expire_due(now)
+            n = self.ledger.deliveries.expire_due(now)
             if n:
                 log.warning("expired %d deliveries that could not be made in time", n)
             self._next_expiry_sweep = time.monotonic() + 1.0
@@ -248,7 +248,7 @@ class Dispatcher:
             if free <= 0 or inflight > cap + cap // 2 or self._is_dry(channel, now):
                 continue
             want = min(free, self.batch)
-            jobs = self.ledger.claim_due(now, want, channel)
+            jobs = self.ledger.deliveries.claim(now, want, channel)
             if len(jobs) < want:
                 # Nothing more is due on this channel: asking again at every step would scan
                 # the other channel's pending rows each time (the claim index has no channel).
@@ -260,7 +260,7 @@ class Dispatcher:
                 self._pools[channel].submit(job)
                 claimed += 1
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
-            jobs = self.ledger.claim_withdrawals(now, self._caps["speaker"])
+            jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["speaker"])
             if not jobs:
                 self._dry["withdraw"] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             for job in jobs:
@@ -283,7 +283,7 @@ class Dispatcher:
         self._dry.clear()  # the caller has usually just created these alerts' deliveries
         while time.monotonic() < deadline:
             self.step()
-            if not any(self._inflight.values()) and self.ledger.due_now(ids, self.clock.now()) == 0:
+            if not any(self._inflight.values()) and self.ledger.deliveries.due_now(ids, self.clock.now()) == 0:
                 return True
             self._wake.wait(0.02)
             self._wake.clear()
@@ -353,23 +353,23 @@ class Dispatcher:
         )
 
     def _flush(self, block: float = 0.0) -> None:
-        updates: list[dict[str, Any]] = []
+        outcomes: list[Outcome] = []
         done: Counter[tuple[str, str]] = Counter()  # (channel, state) of successful hand-overs
         try:
             item = self._results.get(timeout=block) if block else self._results.get_nowait()
             while True:
                 job, outcome = item
                 if isinstance(job, _Withdrawal):
-                    updates.append(self._withdrawal_outcome(job.job, outcome))
+                    outcomes.append(self._withdrawal_outcome(job.job, outcome))
                 else:
-                    updates.append(self._outcome(job, outcome))
+                    outcomes.append(self._outcome(job, outcome))
                     if isinstance(outcome, SendResult):
                         done[job.channel, outcome.state] += 1
                 self._inflight[job.channel] -= 1
                 item = self._results.get_nowait()
         except queue.Empty:
             pass
-        self.ledger.finish(updates)
+        self.ledger.deliveries.finish(outcomes)
         # A summary at most once a second, not a line per message: at 1,000 SMS/s a line each
         # costs more CPU than the ledger does. Each delivery is in the ledger, and at DEBUG here.
         self._recorded.update(done)
@@ -378,80 +378,83 @@ class Dispatcher:
             self._recorded.clear()
             self._next_summary = time.monotonic() + 1.0
 
-    def _outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
+    def _outcome(self, job: DeliveryJob, outcome: Any) -> Outcome:
+        """The channel's answer as an event of the ledger's transition table."""
         now = self.clock.now()
-        if outcome is _RELEASE:
-            return {"id": job.id, "state": "pending", "attempts": max(0, job.attempts - 1), "updated_at": now}
+        if outcome is _RELEASE:  # not attempted: the attempt does not count
+            return Outcome(job.id, "release", now, attempts=max(0, job.attempts - 1))
         if isinstance(outcome, SendResult):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("delivery %d %s %s: %s", job.id, job.channel, _who(job), outcome.state)
-            u = {"id": job.id, "state": outcome.state, "sent_at": now, "provider_id": outcome.provider_id,
-                 "segments": outcome.segments, "last_error": None, "updated_at": now}
-            if outcome.state == "played":
-                u["played_at"] = now
-            return u
+            event = {"played": "confirmed_played", "delivered": "confirmed_delivered"}.get(outcome.state, "handed")
+            return Outcome(job.id, event, now, provider_id=outcome.provider_id, segments=outcome.segments,
+                           withdrawable=self._withdrawable(job))
         if isinstance(outcome, PermanentError):
             log.warning("delivery %d %s %s failed permanently: %s", job.id, job.channel, _who(job), outcome)
-            return {"id": job.id, "state": "failed", "last_error": str(outcome), "updated_at": now}
+            return Outcome(job.id, "fail", now, error=str(outcome))
         assert isinstance(outcome, TransientError)
         delay = backoff_seconds(job.attempts, outcome.retry_after)
         retry_at = now + timedelta(seconds=delay)
         if retry_at >= job.expires_at:
             log.warning("delivery %d %s %s expired after %d attempts: %s", job.id, job.channel, _who(job),
                         job.attempts, outcome)
-            return {"id": job.id, "state": "expired", "last_error": str(outcome), "updated_at": now}
+            return Outcome(job.id, "expire", now, error=str(outcome))
         log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, _who(job), outcome, delay)
-        return {"id": job.id, "state": "pending", "due_at": retry_at, "last_error": str(outcome), "updated_at": now}
+        return Outcome(job.id, "retry", now, error=str(outcome), due_at=retry_at)
 
-    def _withdrawal_outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
+    def _withdrawable(self, job: DeliveryJob) -> bool:
+        """Whether a play handed to its endpoint can still be taken back (for a cancel that came
+        while it was in flight)."""
+        channel = self.ep.speakers.get(job.target) if job.channel == "speaker" else None
+        return channel is not None and channel.withdrawable
+
+    def _withdrawal_outcome(self, job: DeliveryJob, outcome: Any) -> Outcome:
+        """The endpoint's answer to a withdrawal, as an event of the withdrawal sub-states."""
         now = self.clock.now()
-        base = {"id": job.id, "updated_at": now}
         if outcome is None:
             log.info("delivery %d: play on %s withdrawn", job.id, job.target)
-            return {**base, "withdrawal": "done"}
+            return Outcome(job.id, "withdrawn", now)
         if outcome is _RELEASE:
-            return {**base, "withdrawal": "pending"}
+            return Outcome(job.id, "withdraw_retry", now)
         play_at = job.play_at or now
         if isinstance(outcome, TransientError):
             retry_at = now + timedelta(seconds=backoff_seconds(job.attempts, outcome.retry_after))
             if retry_at < play_at:
                 log.info("delivery %d: withdrawing from %s: %s; retry in %.0f s", job.id, job.target, outcome,
                          (retry_at - now).total_seconds())
-                return {**base, "withdrawal": "pending", "due_at": retry_at}
+                return Outcome(job.id, "withdraw_retry", now, due_at=retry_at)
         log.warning("delivery %d: could not withdraw the play from %s: %s", job.id, job.target, outcome)
-        return {**base, "withdrawal": "failed", "last_error": f"withdrawal failed: {outcome}"}
+        return Outcome(job.id, "withdraw_failed", now, error=f"withdrawal failed: {outcome}")
 
     # ------------------------------------------------------------ recovery
 
     def reconcile(self) -> int:
         """Settle deliveries a crash left ``sending`` before anything is re-sent."""
-        jobs = self.ledger.in_flight()
-        updates = [self._reconcile_one(j) for j in jobs]
-        self.ledger.finish(updates)
-        self.ledger.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
+        jobs = self.ledger.deliveries.in_flight()
+        self.ledger.deliveries.finish([self._reconcile_one(j) for j in jobs])
+        self.ledger.deliveries.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
         if jobs:
             log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
         self.reconciled = True
         return len(jobs)
 
-    def _reconcile_one(self, job: DeliveryJob) -> dict[str, Any]:
+    def _reconcile_one(self, job: DeliveryJob) -> Outcome:
         now = self.clock.now()
-        base = {"id": job.id, "updated_at": now}
         if job.channel == "sms":
             since = job.claimed_at or now
             try:
                 sid = self.ep.sms.find_sent(SmsJob(job.id, job.alert_id, job.target, job.body or ""), since)
             except NotImplementedError:
-                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
-                        "last_error": "re-sent after a crash; the provider cannot be asked whether it arrived"}
+                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
+                               error="re-sent after a crash; the provider cannot be asked whether it arrived")
             except ChannelError as exc:
                 # Cannot ask now: leave it pending; a later start reconciles nothing twice
                 # because the provider's own list is checked again on the next crash only.
-                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
-                        "last_error": f"reconcile failed: {exc}"}
+                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
+                               error=f"reconcile failed: {exc}")
             if sid:
-                return {**base, "state": "sent", "provider_id": sid, "sent_at": now, "last_error": None}
-            return {**base, "state": "pending", "due_at": now, "attempts": max(0, job.attempts - 1)}
+                return Outcome(job.id, "reconcile_sent", now, provider_id=sid)
+            return Outcome(job.id, "reconcile_pending", now, due_at=now, attempts=max(0, job.attempts - 1))
         channel = self.ep.speakers.get(job.target)
         dup = not (channel is not None and channel.idempotent)
-        return {**base, "state": "pending", "due_at": now, "possible_duplicate": dup}
+        return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=dup)

@@ -12,15 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from broadcaster.ledger import ContactFlag, Delivery
 from broadcaster.logutil import mask_phone
 from broadcaster.runtime.service import Service
 
@@ -31,9 +28,6 @@ PATH = "/api/v1/twilio/status"
 # Twilio status -> our delivery state.
 STATE = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
          "delivered": "delivered", "undelivered": "failed", "failed": "failed"}
-# From which states a receipt may move a delivery to each target (forward only).
-FROM = {"sent": {"pending", "sending"}, "delivered": {"pending", "sending", "sent"},
-        "failed": {"pending", "sending", "sent"}}
 UNREACHABLE = {21610: "已退订短信（STOP）/ unsubscribed (21610)",
                30005: "号码不存在或已停机 / unknown or inactive number (30005)",
                30006: "固定电话或运营商不可达 / landline or unreachable carrier (30006)"}
@@ -76,36 +70,17 @@ def record(svc: Service, params: dict[str, str]) -> str | None:
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
     code = _int(params.get("ErrorCode"))
     target = STATE.get(status)
-    now = svc.now()
-    with svc.ledger.session() as s:
-        d = s.scalars(select(Delivery).where(Delivery.channel == "sms", Delivery.provider_id == sid)).first()
-        if d is None:
-            log.info("receipt for unknown message %s (%s): ignored", sid, status)
-            moved = None
-            phone = params.get("To", "")
-        else:
-            phone = d.target
-            moved = None
-            if target is not None and d.state in FROM[target]:
-                values: dict[str, Any] = {"state": target, "provider_status": status, "updated_at": now}
-                if target == "delivered":
-                    values["delivered_at"] = now
-                if target == "failed":
-                    values["last_error"] = f"{status} {code or ''}".strip()
-                # Guarded on the state we read, so a concurrent receipt cannot be overwritten.
-                n = s.execute(update(Delivery).where(Delivery.id == d.id, Delivery.state == d.state)
-                              .values(**values)).rowcount
-                moved = target if n else None
-            log.info("receipt %s for delivery %d to %s: %s%s", status, d.id, mask_phone(phone),
-                     moved or f"stays {d.state}", f" (error {code})" if code else "")
-        if code in UNREACHABLE and phone:
-            flag = s.get(ContactFlag, phone)
-            if flag is None:
-                s.add(ContactFlag(phone=phone, unreachable=True, reason=UNREACHABLE[code], updated_at=now))
-            else:
-                flag.unreachable, flag.reason, flag.updated_at = True, UNREACHABLE[code], now
-            log.warning("contact %s marked unreachable: %s", mask_phone(phone), UNREACHABLE[code])
-    return moved
+    r = svc.ledger.deliveries.receipt(
+        "sms", sid, f"receipt_{target}" if target else None, svc.now(), provider_status=status,
+        error=f"{status} {code or ''}".strip(), unreachable=UNREACHABLE.get(code or 0), phone=params.get("To", ""))
+    if r.delivery_id is None:
+        log.info("receipt for unknown message %s (%s): ignored", sid, status)
+    else:
+        log.info("receipt %s for delivery %d to %s: %s%s", status, r.delivery_id, mask_phone(r.target),
+                 r.state if r.moved else f"stays {r.state}", f" (error {code})" if code else "")
+    if code in UNREACHABLE and r.target:
+        log.warning("contact %s marked unreachable: %s", mask_phone(r.target), UNREACHABLE[code])
+    return r.state if r.moved else None
 
 
 def _int(value: str | None) -> int | None:
