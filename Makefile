@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/broadcaster run -c config/broadcaster.yaml
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)
