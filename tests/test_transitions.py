@@ -261,3 +261,43 @@ def test_finish_fast_path_and_slow_path(lg: Ledger, monkeypatch: pytest.MonkeyPa
     # A late outcome for a row no longer in flight changes nothing at all.
     lg.deliveries.finish([Outcome(a.id, "retry", NOW, error="late", due_at=NOW)])
     assert (row(lg, a.id).state, row(lg, a.id).last_error) == ("sent", None) and slow == [2, 1]
+
+
+# ------------------------------------------------- the dispatcher's events (pure)
+
+
+def _job(channel: str = "sms", attempts: int = 2, expires_in: timedelta = timedelta(hours=1)):  # type: ignore[no-untyped-def]
+    from broadcaster.ledger import DeliveryJob
+
+    return DeliveryJob(7, 1, channel, "twilio", "+8613800138000", None, None, "测试", None, None, None,
+                       PLAY_AT if channel == "speaker" else None, NOW + expires_in, attempts, NOW)
+
+
+def test_the_dispatcher_reports_what_happened_as_events() -> None:
+    from broadcaster.channels import SendResult
+    from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
+    from broadcaster.errors import PermanentError, TransientError
+
+    def event(answer, **kw) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+        o = send_outcome(_job(**kw), answer, NOW, withdrawable=True)
+        return o.event, o.error, o.attempts  # type: ignore[return-value]
+
+    assert event(SendResult("sent", "SM1", 1)) == ("handed", None, None)
+    assert send_outcome(_job(), SendResult("played"), NOW).event == "confirmed_played"
+    assert send_outcome(_job(), SendResult("delivered"), NOW).event == "confirmed_delivered"
+    assert event(RELEASE) == ("release", None, 1)
+    assert event(PermanentError("21211 invalid number")) == ("fail", "21211 invalid number", None)
+    retry = send_outcome(_job(), TransientError("HTTP 503", retry_after=120), NOW)
+    assert (retry.event, retry.due_at) == ("retry", NOW + timedelta(seconds=120))
+    assert event(TransientError("HTTP 503", retry_after=120), expires_in=timedelta(seconds=60))[0] == "expire"
+    for answer in (SendResult(), RELEASE, PermanentError("x"), TransientError("y")):
+        assert send_outcome(_job(), answer, NOW).event in DISPATCH_EVENTS
+
+    play = _job("speaker")
+    assert withdrawal_outcome(play, None, NOW).event == "withdrawn"
+    assert (withdrawal_outcome(play, RELEASE, NOW).event, withdrawal_outcome(play, RELEASE, NOW).due_at) == (
+        "withdraw_retry", None)
+    assert withdrawal_outcome(play, TransientError("503", retry_after=60), NOW).event == "withdraw_retry"
+    late = withdrawal_outcome(play, TransientError("503", retry_after=60), PLAY_AT - timedelta(seconds=30))
+    assert (late.event, late.error) == ("withdraw_failed", "withdrawal failed: 503")
+    assert withdrawal_outcome(play, PermanentError("401"), NOW).event == "withdraw_failed"

@@ -22,15 +22,14 @@ from typing import Any
 from broadcaster.channels import SendResult
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
+from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
+from broadcaster.dispatch.pools import TokenBucket, WorkerPool
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger, Outcome
-from broadcaster.logutil import mask_phone
-from broadcaster.channels.retry import backoff_seconds
 from broadcaster.timeutil import Clock
 
 log = logging.getLogger(__name__)
 
-_RELEASE = object()  # the job was not attempted (shutting down): back to pending
 # After a claim came back short, the channel is not asked again for this long (unless woken):
 # short enough that a retry or a play coming due waits unnoticeably, long enough that a channel
 # with nothing due is not queried at every step of a large fan-out on the other one.
@@ -52,69 +51,6 @@ class _Withdrawal:
         return "speaker"
 
 
-def _who(job: DeliveryJob) -> str:
-    """The recipient as logs may show it (phone numbers masked)."""
-    return mask_phone(job.target) if job.channel == "sms" else job.target
-
-
-class TokenBucket:
-    """``rate`` tokens per second, bursts up to ``burst``; ``acquire`` waits for one."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst or max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self, stop: threading.Event) -> bool:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return True
-                wait = (1 - self.tokens) / self.rate
-            if stop.wait(wait):
-                return False
-
-
-class _Pool:
-    """The worker threads of one channel, taking claimed jobs from a queue.
-
-    Lighter than a ThreadPoolExecutor (no Future, lock and callback per job; that was a quarter
-    of the dispatcher thread's CPU in a fan-out). Threads start on demand up to ``size``.
-    """
-
-    def __init__(self, size: int, name: str, work: Callable[[DeliveryJob], None]) -> None:
-        self.size, self.name, self._work = size, name, work
-        self._jobs: queue.SimpleQueue[DeliveryJob | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def submit(self, job: DeliveryJob) -> None:
-        self._jobs.put(job)
-        if len(self._threads) < self.size:
-            with self._lock:
-                if len(self._threads) < self.size:
-                    t = threading.Thread(target=self._run, name=f"{self.name}_{len(self._threads)}", daemon=True)
-                    self._threads.append(t)
-                    t.start()
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            self._work(job)
-
-    def shutdown(self) -> None:
-        """Each thread ends after the jobs queued before this call."""
-        with self._lock:
-            for _ in self._threads:
-                self._jobs.put(None)
-            self._threads = []
-
-
 @dataclass(frozen=True)
 class Endpoints:
     """What the dispatcher sends through, and how it finds the audio and names villages."""
@@ -129,6 +65,9 @@ class Endpoints:
 
 
 class Dispatcher:
+    """Claims due deliveries, hands them to channel worker pools and records each outcome as an
+    event of the ledger's transition table (see the module docstring)."""
+
     def __init__(
         self,
         ledger: Ledger,
@@ -147,8 +86,8 @@ class Dispatcher:
         self.batch = batch
         self._caps = {"sms": concurrency, "speaker": speaker_concurrency}
         self._pools = {
-            "sms": _Pool(concurrency, "sms", self._work),
-            "speaker": _Pool(speaker_concurrency, "speaker", self._work),
+            "sms": WorkerPool(concurrency, "sms", self._work),
+            "speaker": WorkerPool(speaker_concurrency, "speaker", self._work),
         }
         self._inflight = {"sms": 0, "speaker": 0}
         self._results: queue.SimpleQueue[tuple[DeliveryJob, Any]] = queue.SimpleQueue()
@@ -160,7 +99,6 @@ class Dispatcher:
         self._next_summary = 0.0
         # channel -> (monotonic, clock) time until which a claim on it is not worth a query
         self._dry: dict[str, tuple[float, datetime]] = {}
-        self.reconciled = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -184,7 +122,7 @@ class Dispatcher:
             self._thread = None
         deadline = time.monotonic() + timeout
         for pool in self._pools.values():
-            pool.shutdown()  # queued jobs still come out, as _RELEASE: back to pending
+            pool.shutdown()  # queued jobs still come out, as RELEASE: back to pending
         while any(self._inflight.values()) and time.monotonic() < deadline:
             self._flush(block=0.05)
         self._flush()
@@ -301,11 +239,11 @@ class Dispatcher:
 
     def _deliver(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
-            return _RELEASE
+            return RELEASE
         try:
             if job.channel == "sms":
                 if not self.bucket.acquire(self._stop):
-                    return _RELEASE
+                    return RELEASE
                 return self.ep.sms.send(
                     SmsJob(job.id, job.alert_id, job.target, job.body or "", self.ep.status_callback)
                 )
@@ -315,7 +253,7 @@ class Dispatcher:
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
-            return _RELEASE
+            return RELEASE
         channel = self.ep.speakers.get(job.target)
         if channel is None:
             return PermanentError(f"speaker {job.target!r} is no longer configured")
@@ -360,7 +298,7 @@ class Dispatcher:
             while True:
                 job, outcome = item
                 if isinstance(job, _Withdrawal):
-                    outcomes.append(self._withdrawal_outcome(job.job, outcome))
+                    outcomes.append(withdrawal_outcome(job.job, outcome, self.clock.now()))
                 else:
                     outcomes.append(self._outcome(job, outcome))
                     if isinstance(outcome, SendResult):
@@ -378,53 +316,13 @@ class Dispatcher:
             self._recorded.clear()
             self._next_summary = time.monotonic() + 1.0
 
-    def _outcome(self, job: DeliveryJob, outcome: Any) -> Outcome:
+    def _outcome(self, job: DeliveryJob, answer: Any) -> Outcome:
         """The channel's answer as an event of the ledger's transition table."""
-        now = self.clock.now()
-        if outcome is _RELEASE:  # not attempted: the attempt does not count
-            return Outcome(job.id, "release", now, attempts=max(0, job.attempts - 1))
-        if isinstance(outcome, SendResult):
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("delivery %d %s %s: %s", job.id, job.channel, _who(job), outcome.state)
-            event = {"played": "confirmed_played", "delivered": "confirmed_delivered"}.get(outcome.state, "handed")
-            return Outcome(job.id, event, now, provider_id=outcome.provider_id, segments=outcome.segments,
-                           withdrawable=self._withdrawable(job))
-        if isinstance(outcome, PermanentError):
-            log.warning("delivery %d %s %s failed permanently: %s", job.id, job.channel, _who(job), outcome)
-            return Outcome(job.id, "fail", now, error=str(outcome))
-        assert isinstance(outcome, TransientError)
-        delay = backoff_seconds(job.attempts, outcome.retry_after)
-        retry_at = now + timedelta(seconds=delay)
-        if retry_at >= job.expires_at:
-            log.warning("delivery %d %s %s expired after %d attempts: %s", job.id, job.channel, _who(job),
-                        job.attempts, outcome)
-            return Outcome(job.id, "expire", now, error=str(outcome))
-        log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, _who(job), outcome, delay)
-        return Outcome(job.id, "retry", now, error=str(outcome), due_at=retry_at)
-
-    def _withdrawable(self, job: DeliveryJob) -> bool:
-        """Whether a play handed to its endpoint can still be taken back (for a cancel that came
-        while it was in flight)."""
-        channel = self.ep.speakers.get(job.target) if job.channel == "speaker" else None
-        return channel is not None and channel.withdrawable
-
-    def _withdrawal_outcome(self, job: DeliveryJob, outcome: Any) -> Outcome:
-        """The endpoint's answer to a withdrawal, as an event of the withdrawal sub-states."""
-        now = self.clock.now()
-        if outcome is None:
-            log.info("delivery %d: play on %s withdrawn", job.id, job.target)
-            return Outcome(job.id, "withdrawn", now)
-        if outcome is _RELEASE:
-            return Outcome(job.id, "withdraw_retry", now)
-        play_at = job.play_at or now
-        if isinstance(outcome, TransientError):
-            retry_at = now + timedelta(seconds=backoff_seconds(job.attempts, outcome.retry_after))
-            if retry_at < play_at:
-                log.info("delivery %d: withdrawing from %s: %s; retry in %.0f s", job.id, job.target, outcome,
-                         (retry_at - now).total_seconds())
-                return Outcome(job.id, "withdraw_retry", now, due_at=retry_at)
-        log.warning("delivery %d: could not withdraw the play from %s: %s", job.id, job.target, outcome)
-        return Outcome(job.id, "withdraw_failed", now, error=f"withdrawal failed: {outcome}")
+        withdrawable = False
+        if isinstance(answer, SendResult) and job.channel == "speaker":
+            channel = self.ep.speakers.get(job.target)
+            withdrawable = channel is not None and channel.withdrawable
+        return send_outcome(job, answer, self.clock.now(), withdrawable)
 
     # ------------------------------------------------------------ recovery
 
@@ -435,7 +333,6 @@ class Dispatcher:
         self.ledger.deliveries.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
         if jobs:
             log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
-        self.reconciled = True
         return len(jobs)
 
     def _reconcile_one(self, job: DeliveryJob) -> Outcome:
