@@ -87,3 +87,18 @@ def test_audit_log_refuses_update_and_delete(ledger_url: str) -> None:
         assert [(e.actor, e.action) for e in s.query(AuditEntry).order_by(AuditEntry.id)] == [
             ("operator:王", "broadcast.create"), ("approver:李", "broadcast.approve")]
     lg.close()
+
+
+def test_no_sql_outside_the_ledger() -> None:
+    """Only broadcaster/ledger opens sessions or connections (lint-imports keeps sqlalchemy there)."""
+    import re
+    from pathlib import Path
+
+    import broadcaster
+
+    root = Path(broadcaster.__file__).parent
+    uses = re.compile(r"ledger\.(session|reader|engine|read_engine)\b")
+    offenders = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py"))
+                 if p.relative_to(root).parts[0] != "ledger"
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if uses.search(line)]
+    assert offenders == []

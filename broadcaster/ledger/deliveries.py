@@ -101,8 +101,10 @@ class Deliveries:
         show that some row did not match (a cancel came while it was in flight, or something else
         settled it), the batch is rolled back and done row by row through the table.
         """
-        sends = [o for o in outcomes if o.event not in WITHDRAWAL_EVENTS]
-        withdrawals = [o for o in outcomes if o.event in WITHDRAWAL_EVENTS]
+        sends: list[Outcome] = []
+        withdrawals: list[Outcome] = []
+        for o in outcomes:
+            (withdrawals if o.event in WITHDRAWAL_EVENTS else sends).append(o)
         if not sends and not withdrawals:
             return
         with self._ledger.engine.connect() as conn:

@@ -96,9 +96,13 @@ class Reads:
             return list(s.scalars(select(Alert).where(Alert.night == night, Alert.kind == kind).order_by(Alert.level)))
 
     def history(self, *, since: datetime | None = None, ids: list[int] | None = None) -> list[AlertSummary]:
-        """Alerts created since ``since`` (or those in ``ids``) with their counts, oldest first."""
+        """Alerts in ``ids``, else those created since ``since`` (else all), with their counts,
+        oldest first."""
         q = select(Alert).order_by(Alert.id)
-        q = q.where(Alert.id.in_(ids)) if ids is not None else q.where(Alert.created_at >= since)
+        if ids is not None:
+            q = q.where(Alert.id.in_(ids))
+        elif since is not None:
+            q = q.where(Alert.created_at >= since)
         with self._ledger.reader() as s:
             alerts = list(s.scalars(q))
             village = case((Delivery.channel == "speaker", Delivery.village_id), else_=None)
