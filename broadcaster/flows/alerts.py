@@ -24,6 +24,8 @@ class _Bulletin(Protocol):
 
 
 class RenderFn(Protocol):
+    """Renders a bulletin (text or clip, repeated, in a format) and returns its sha256 and ext."""
+
     def __call__(self, text: str | None, clip: str | None, repeat: int | None, fmt: str) -> _Bulletin: ...
 
 

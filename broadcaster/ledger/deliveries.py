@@ -165,6 +165,7 @@ class Deliveries:
                 conn.execute(update(_TABLE).where(_TABLE.c.id == o.id, _TABLE.c.state == r.state).values(values))
 
     def _finish_withdrawals(self, conn: Connection, outcomes: list[Outcome]) -> None:
+        """The withdrawals' outcomes (rare: one statement each)."""
         for o in outcomes:
             v: dict[str, Any] = {"withdrawal": WITHDRAWAL["sending", o.event], "updated_at": o.at}
             if o.due_at is not None:
