@@ -131,7 +131,7 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         if open_all == 0:
             break
         if elapsed > a.timeout:
-            raise SystemExit(f"not final after {a.timeout} s: {ledger.counts([alert_id])}")
+            raise SystemExit(f"not final after {a.timeout} s: {ledger.reads.counts([alert_id])}")
         rate = (total - open_all) / elapsed if total > open_all else 0.0
         expected = open_all / rate if rate else a.poll
         time.sleep(min(a.poll, max(0.02, expected / 2)))
@@ -139,7 +139,7 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     u1 = Usage.now()
     threads = thread_cpu()
     dispatcher.stop()
-    counts = ledger.counts([alert_id])  # after stop(): nothing is left in flight
+    counts = ledger.reads.counts([alert_id])  # after stop(): nothing is left in flight
     ledger.close()
     if drop:
         drop()

@@ -21,12 +21,10 @@ import requests
 from sqlalchemy import select
 
 from broadcaster.agent import Agent
-from broadcaster.flows.alerts import play_rows, timing_for_night
 from broadcaster.config import load_config
-from broadcaster.ledger import Alert, Delivery
-from broadcaster.rules import PlayPlan
+from broadcaster.ledger import Alert, Delivery, play_row
 from broadcaster.runtime.service import Service
-from broadcaster.timeutil import FakeClock, tonight
+from broadcaster.timeutil import FakeClock
 from tests.conftest import edit_yaml
 from tests.support.clock import today_at
 from tests.support.procs import free_port, wait_for
@@ -59,18 +57,17 @@ def stack(tmp_path: Path, confdir: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 def schedule(svc: Service, tag: str, play_at: datetime, speakers: list[str]) -> dict[str, Delivery]:
     """Put one play per speaker into the ledger, each village with its own text (so its own audio)."""
-    cfg = svc.cfg
-    plans = []
+    cfg, now = svc.cfg, svc.now()
+    rows = []
     for sid in speakers:
         village, _sc = cfg.speakers[sid]
-        plans.append(PlayPlan(village.id, village.name, sid, "agent", play_at, "test",
-                              f"{village.name}测试广播{tag}。", None, 1))
-    t = timing_for_night(svc.now(), tonight(svc.now(), cfg.tz), 60)
-    t = t.__class__(now=t.now, sms_expires_at=t.sms_expires_at, play_expiry=t.play_expiry, night_end=None)
-    render = lambda text, clip, repeat, fmt: svc.renderer.render(text, clip=clip, repeat=repeat, fmt=fmt)  # noqa: E731
-    rows, _ = play_rows(plans, svc.speakers, "mp3", render, t)
+        channel = svc.speakers[sid]
+        b = svc.renderer.render(f"{village.name}测试广播{tag}。", repeat=1, fmt=channel.config.format or "mp3")
+        rows.append(play_row(speaker_id=sid, village_id=village.id, kind=channel.type, mode=channel.mode,
+                             sha256=b.sha256, ext=b.ext, repeat=1, play_at=play_at,
+                             expires_at=play_at + timedelta(minutes=60), now=now))
     alert = Alert(kind="manual", dedupe_key=f"test:{tag}", region=cfg.settings.town, rules=["test"],
-                  status="scheduled", created_at=svc.now(), created_by="test")
+                  status="scheduled", created_at=now, created_by="test")
     alert_id, _ = svc.ledger.create_alert(alert, rows)
     return {d.target: d for d in rows_of(svc, alert_id)}
 

@@ -124,14 +124,14 @@ def test_compose_approve_by_another_and_cancel(api: Api) -> None:
     page = op.get("/approvals").text
     assert f'data-broadcast="{bid}"' in page and "不能审批自己提交的广播" in page
     op.post(f"/broadcasts/{bid}/approve", data={"csrf": csrf})
-    assert api.svc.ledger.counts([bid]) == {"sms": {}, "speaker": {}}
+    assert api.svc.ledger.reads.counts([bid]) == {"sms": {}, "speaker": {}}
     boss_csrf = sign_in(boss, "王站长")
     r = boss.post(f"/broadcasts/{bid}/approve", data={"csrf": boss_csrf}, follow_redirects=False)
     assert r.status_code == 303 and "已审批" in boss.get(r.headers["location"]).text
-    counts = api.svc.ledger.counts([bid])
+    counts = api.svc.ledger.reads.counts([bid])
     assert counts["sms"] == {"pending": 3} and counts["speaker"] == {"pending": 2}
     op.post(f"/broadcasts/{bid}/cancel", data={"csrf": csrf})
-    counts = api.svc.ledger.counts([bid])
+    counts = api.svc.ledger.reads.counts([bid])
     assert counts["sms"] == {"cancelled": 3} and counts["speaker"] == {"cancelled": 2}
     actions = [(e.actor, e.action) for e in api.audit() if e.object_id == str(bid)]
     assert actions == [("小李", "broadcast.create"), ("王站长", "broadcast.approve"), ("小李", "broadcast.cancel")]
@@ -145,7 +145,7 @@ def test_an_approver_cannot_approve_their_own(api: Api) -> None:
     bid = int(re.search(r"/history/(\d+)", r.headers["location"]).group(1))
     r = boss.post(f"/broadcasts/{bid}/approve", data={"csrf": csrf})
     assert "作者不能审批自己的广播" in r.text
-    assert api.svc.ledger.counts([bid]) == {"sms": {}, "speaker": {}}
+    assert api.svc.ledger.reads.counts([bid]) == {"sms": {}, "speaker": {}}
     assert [e.action for e in api.audit() if e.object_id == str(bid)] == ["broadcast.create",
                                                                          "broadcast.approve_denied"]
 

@@ -39,10 +39,10 @@ def test_429_and_500_storm(confdir: Path, ledger_url: str, monkeypatch: pytest.M
             report = svc.poll()
             assert report.created
             deadline = time.monotonic() + 90
-            while svc.ledger.open_count([report.alert_id], "sms") and time.monotonic() < deadline:
+            while svc.ledger.reads.open_count([report.alert_id], "sms") and time.monotonic() < deadline:
                 svc.dispatcher.drain([report.alert_id], timeout=2)
                 time.sleep(0.05)
-            counts = svc.ledger.counts([report.alert_id])["sms"]
+            counts = svc.ledger.reads.counts([report.alert_id])["sms"]
         finally:
             svc.close()
         faults = [r for r in tw.requests if r.is_create and r.status in (429, 500)]

@@ -80,16 +80,16 @@ def test_offline_agent_play_ends_expired_and_is_never_played(confdir: Path, ledg
         agent_rows = [d for d in speaker_rows(svc) if d.target in offline]
         assert len(agent_rows) == 2 and all(d.state == "pending" for d in agent_rows)
         clock.set(local(2026, 11, 28, 23, 0))  # the agents never called all evening
-        svc.ledger.expire_due(clock.now())  # what the dispatcher's sweep does every second
+        svc.ledger.deliveries.expire_due(clock.now())  # what the dispatcher's sweep does every second
         agent_rows = [d for d in speaker_rows(svc) if d.target in offline]
         assert all(d.state == "expired" and d.played_at is None for d in agent_rows)
         # A late "failed"/"expired" report changes nothing; a "played" after expires_at is refused.
         late = clock.now()
         d0 = agent_rows[0]
-        assert svc.ledger.report_play(d0.id, d0.target, "played", late, played_at=late) == "expired"
+        assert svc.ledger.deliveries.report(d0.id, d0.target, "played", late, played_at=late) == "expired"
         # ...but an agent that played on time and reports late is believed.
         on_time = d0.play_at
-        assert svc.ledger.report_play(d0.id, d0.target, "played", late, played_at=on_time) == "played"
+        assert svc.ledger.deliveries.report(d0.id, d0.target, "played", late, played_at=on_time) == "played"
     finally:
         svc.close()
 
@@ -131,6 +131,6 @@ def test_sms_unsent_at_expiry_ends_expired(confdir: Path, ledger_url: str, monke
             assert [r.state for r in rows] == ["expired"] * 3
             assert all("500" in (r.last_error or "") and r.sent_at is None for r in rows)
             assert len(tw.requests) == tried and tw.accepted() == []
-            assert svc.ledger.counts([report.alert_id])["sms"] == {"expired": 3}
+            assert svc.ledger.reads.counts([report.alert_id])["sms"] == {"expired": 3}
         finally:
             svc.close()

@@ -40,7 +40,7 @@ def poll_and_settle(confdir: Path, clock: FakeClock, timeout: float = 20):  # ty
         report = svc.poll()
         if report.created:
             deadline = time.monotonic() + timeout
-            while svc.ledger.open_count([report.alert_id], "sms") and time.monotonic() < deadline:
+            while svc.ledger.reads.open_count([report.alert_id], "sms") and time.monotonic() < deadline:
                 clock.set(max(clock.now(), _real_now()))
                 svc.dispatcher.drain([report.alert_id], timeout=5)
                 time.sleep(0.05)

@@ -16,10 +16,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-
 from broadcaster.errors import Forbidden, InputError
-from broadcaster.ledger import ConsoleSession, ConsoleUser, Ledger
+from broadcaster.ledger import Ledger
 
 # Roles in rank order (DESIGN A6): operator < approver < admin. Agents are not people and rank nowhere.
 ROLES = {"operator": 1, "approver": 2, "admin": 3}
@@ -82,17 +80,11 @@ class Accounts:
             raise InputError("role", f"角色应为 {' | '.join(ROLES)} / role must be one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             raise InputError("password", f"密码至少 {MIN_PASSWORD} 位 / password needs {MIN_PASSWORD}+ characters")
-        with self.ledger.session() as s:
-            row = s.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
-            if row is None:
-                s.add(ConsoleUser(name=name, role=role, password_hash=hash_password(password), created_at=now))
-            else:
-                row.role, row.password_hash, row.disabled_at = role, hash_password(password), None
-                s.execute(delete(ConsoleSession).where(ConsoleSession.user == name))
+        self.ledger.people.save_user(name, role, hash_password(password), now)
 
     def has_users(self) -> bool:
-        with self.ledger.reader() as s:
-            return s.scalar(select(ConsoleUser.id).limit(1)) is not None
+        """True once any console account exists."""
+        return self.ledger.people.has_users()
 
     def _locked(self, name: str, now: datetime) -> bool:
         with self._lock:
@@ -109,37 +101,29 @@ class Accounts:
         name = name.strip()
         if self._locked(name, now):
             raise Forbidden("失败次数过多，请 15 分钟后再试 / too many failed sign-ins; try again in 15 minutes")
-        with self.ledger.reader() as s:
-            user = s.scalars(select(ConsoleUser).where(ConsoleUser.name == name,
-                                                       ConsoleUser.disabled_at.is_(None))).first()
+        user = self.ledger.people.user(name)
         ok = check_password(password, user.password_hash if user else self._dummy)
         if user is None or not ok:
             self._failed(name, now)
             raise Forbidden("用户名或密码错误 / wrong name or password")
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        with self.ledger.session() as s:
-            s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
-            s.add(ConsoleSession(token_sha256=_sha(token), user=user.name, role=user.role, csrf=csrf,
-                                 created_at=now, last_seen=now, expires_at=now + ABSOLUTE))
+        self.ledger.people.open_session(_sha(token), user.name, user.role, csrf, now, now + ABSOLUTE)
         return token, SessionInfo(user.name, user.role, csrf)
 
     def session(self, token: str, now: datetime) -> SessionInfo | None:
         """The live session for a cookie token, or None (unknown, idle too long, or expired)."""
         if not token:
             return None
-        digest = _sha(token)
-        with self.ledger.reader() as s:
-            row = s.scalars(select(ConsoleSession).where(ConsoleSession.token_sha256 == digest)).first()
+        row = self.ledger.people.session(_sha(token))
         if row is None or now >= row.expires_at or now - row.last_seen >= IDLE:
             return None
         if now - row.last_seen >= _TOUCH_EVERY:
-            with self.ledger.session() as s:
-                s.execute(update(ConsoleSession).where(ConsoleSession.id == row.id).values(last_seen=now))
+            self.ledger.people.touch_session(row.id, now)
         return SessionInfo(row.user, row.role, row.csrf)
 
     def sign_out(self, token: str) -> None:
-        with self.ledger.session() as s:
-            s.execute(delete(ConsoleSession).where(ConsoleSession.token_sha256 == _sha(token)))
+        """End the session of this cookie token."""
+        self.ledger.people.end_session(_sha(token))
 
 
 def _sha(token: str) -> str:

@@ -23,15 +23,14 @@ from broadcaster.audio.links import AudioLinks
 from broadcaster.channels import SendResult
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
+from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
+from broadcaster.dispatch.pools import TokenBucket, WorkerPool
 from broadcaster.errors import ChannelError, PermanentError, TransientError
-from broadcaster.ledger import DeliveryJob, Ledger
-from broadcaster.logutil import mask_phone
-from broadcaster.net import backoff_seconds
+from broadcaster.ledger import DeliveryJob, Ledger, Outcome
 from broadcaster.timeutil import Clock
 
 log = logging.getLogger(__name__)
 
-_RELEASE = object()  # the job was not attempted (shutting down): back to pending
 # After a claim came back short, the channel is not asked again for this long (unless woken):
 # short enough that a retry or a play coming due waits unnoticeably, long enough that a channel
 # with nothing due is not queried at every step of a large fan-out on the other one.
@@ -53,69 +52,6 @@ class _Withdrawal:
         return "speaker"
 
 
-def _who(job: DeliveryJob) -> str:
-    """The recipient as logs may show it (phone numbers masked)."""
-    return mask_phone(job.target) if job.channel == "sms" else job.target
-
-
-class TokenBucket:
-    """``rate`` tokens per second, bursts up to ``burst``; ``acquire`` waits for one."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst or max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self, stop: threading.Event) -> bool:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return True
-                wait = (1 - self.tokens) / self.rate
-            if stop.wait(wait):
-                return False
-
-
-class _Pool:
-    """The worker threads of one channel, taking claimed jobs from a queue.
-
-    Lighter than a ThreadPoolExecutor (no Future, lock and callback per job; that was a quarter
-    of the dispatcher thread's CPU in a fan-out). Threads start on demand up to ``size``.
-    """
-
-    def __init__(self, size: int, name: str, work: Callable[[DeliveryJob], None]) -> None:
-        self.size, self.name, self._work = size, name, work
-        self._jobs: queue.SimpleQueue[DeliveryJob | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-
-    def submit(self, job: DeliveryJob) -> None:
-        self._jobs.put(job)
-        if len(self._threads) < self.size:
-            with self._lock:
-                if len(self._threads) < self.size:
-                    t = threading.Thread(target=self._run, name=f"{self.name}_{len(self._threads)}", daemon=True)
-                    self._threads.append(t)
-                    t.start()
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            self._work(job)
-
-    def shutdown(self) -> None:
-        """Each thread ends after the jobs queued before this call."""
-        with self._lock:
-            for _ in self._threads:
-                self._jobs.put(None)
-            self._threads = []
-
-
 @dataclass(frozen=True)
 class Endpoints:
     """What the dispatcher sends through, and how it finds the audio and names villages."""
@@ -128,6 +64,9 @@ class Endpoints:
 
 
 class Dispatcher:
+    """Claims due deliveries, hands them to channel worker pools and records each outcome as an
+    event of the ledger's transition table (see the module docstring)."""
+
     def __init__(
         self,
         ledger: Ledger,
@@ -146,8 +85,8 @@ class Dispatcher:
         self.batch = batch
         self._caps = {"sms": concurrency, "speaker": speaker_concurrency}
         self._pools = {
-            "sms": _Pool(concurrency, "sms", self._work),
-            "speaker": _Pool(speaker_concurrency, "speaker", self._work),
+            "sms": WorkerPool(concurrency, "sms", self._work),
+            "speaker": WorkerPool(speaker_concurrency, "speaker", self._work),
         }
         self._inflight = {"sms": 0, "speaker": 0}
         self._results: queue.SimpleQueue[tuple[DeliveryJob, Any]] = queue.SimpleQueue()
@@ -182,7 +121,7 @@ class Dispatcher:
             self._thread = None
         deadline = time.monotonic() + timeout
         for pool in self._pools.values():
-            pool.shutdown()  # queued jobs still come out, as _RELEASE: back to pending
+            pool.shutdown()  # queued jobs still come out, as RELEASE: back to pending
         while any(self._inflight.values()) and time.monotonic() < deadline:
             self._flush(block=0.05)
         self._flush()
@@ -213,7 +152,7 @@ class Dispatcher:
             if any(self._inflight.values()):
                 delay = 0.05
             else:
-                nxt = self.ledger.next_due()
+                nxt = self.ledger.deliveries.next_due()
                 delay = IDLE_CHECK_S if nxt is None else min(IDLE_CHECK_S, (nxt - self.clock.now()).total_seconds())
                 if delay <= 0:
                     return
@@ -229,7 +168,7 @@ class Dispatcher:
         self._flush()
         now = self.clock.now()
         if time.monotonic() >= self._next_expiry_sweep:
-            n = self.ledger.expire_due(now)
+            n = self.ledger.deliveries.expire_due(now)
             if n:
                 log.warning("expired %d deliveries that could not be made in time", n)
             self._next_expiry_sweep = time.monotonic() + 1.0
@@ -246,7 +185,7 @@ class Dispatcher:
             if free <= 0 or inflight > cap + cap // 2 or self._is_dry(channel, now):
                 continue
             want = min(free, self.batch)
-            jobs = self.ledger.claim_due(now, want, channel)
+            jobs = self.ledger.deliveries.claim(now, want, channel)
             if len(jobs) < want:
                 # Nothing more is due on this channel: asking again at every step would scan
                 # the other channel's pending rows each time (the claim index has no channel).
@@ -258,7 +197,7 @@ class Dispatcher:
                 self._pools[channel].submit(job)
                 claimed += 1
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
-            jobs = self.ledger.claim_withdrawals(now, self._caps["speaker"])
+            jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["speaker"])
             if not jobs:
                 self._dry["withdraw"] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             for job in jobs:
@@ -281,7 +220,7 @@ class Dispatcher:
         self._dry.clear()  # the caller has usually just created these alerts' deliveries
         while time.monotonic() < deadline:
             self.step()
-            if not any(self._inflight.values()) and self.ledger.due_now(ids, self.clock.now()) == 0:
+            if not any(self._inflight.values()) and self.ledger.deliveries.due_now(ids, self.clock.now()) == 0:
                 return True
             self._wake.wait(0.02)
             self._wake.clear()
@@ -299,11 +238,11 @@ class Dispatcher:
 
     def _deliver(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
-            return _RELEASE
+            return RELEASE
         try:
             if job.channel == "sms":
                 if not self.bucket.acquire(self._stop):
-                    return _RELEASE
+                    return RELEASE
                 return self.ep.sms.send(
                     SmsJob(job.id, job.alert_id, job.target, job.body or "")
                 )
@@ -313,7 +252,7 @@ class Dispatcher:
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
-            return _RELEASE
+            return RELEASE
         channel = self.ep.speakers.get(job.target)
         if channel is None:
             return PermanentError(f"speaker {job.target!r} is no longer configured")
@@ -349,23 +288,23 @@ class Dispatcher:
         )
 
     def _flush(self, block: float = 0.0) -> None:
-        updates: list[dict[str, Any]] = []
+        outcomes: list[Outcome] = []
         done: Counter[tuple[str, str]] = Counter()  # (channel, state) of successful hand-overs
         try:
             item = self._results.get(timeout=block) if block else self._results.get_nowait()
             while True:
                 job, outcome = item
                 if isinstance(job, _Withdrawal):
-                    updates.append(self._withdrawal_outcome(job.job, outcome))
+                    outcomes.append(withdrawal_outcome(job.job, outcome, self.clock.now()))
                 else:
-                    updates.append(self._outcome(job, outcome))
+                    outcomes.append(self._outcome(job, outcome))
                     if isinstance(outcome, SendResult):
                         done[job.channel, outcome.state] += 1
                 self._inflight[job.channel] -= 1
                 item = self._results.get_nowait()
         except queue.Empty:
             pass
-        self.ledger.finish(updates)
+        self.ledger.deliveries.finish(outcomes)
         # A summary at most once a second, not a line per message: at 1,000 SMS/s a line each
         # costs more CPU than the ledger does. Each delivery is in the ledger, and at DEBUG here.
         self._recorded.update(done)
@@ -374,79 +313,42 @@ class Dispatcher:
             self._recorded.clear()
             self._next_summary = time.monotonic() + 1.0
 
-    def _outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
-        now = self.clock.now()
-        if outcome is _RELEASE:
-            return {"id": job.id, "state": "pending", "attempts": max(0, job.attempts - 1), "updated_at": now}
-        if isinstance(outcome, SendResult):
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("delivery %d %s %s: %s", job.id, job.channel, _who(job), outcome.state)
-            u = {"id": job.id, "state": outcome.state, "sent_at": now, "provider_id": outcome.provider_id,
-                 "segments": outcome.segments, "last_error": None, "updated_at": now}
-            if outcome.state == "played":
-                u["played_at"] = now
-            return u
-        if isinstance(outcome, PermanentError):
-            log.warning("delivery %d %s %s failed permanently: %s", job.id, job.channel, _who(job), outcome)
-            return {"id": job.id, "state": "failed", "last_error": str(outcome), "updated_at": now}
-        assert isinstance(outcome, TransientError)
-        delay = backoff_seconds(job.attempts, outcome.retry_after)
-        retry_at = now + timedelta(seconds=delay)
-        if retry_at >= job.expires_at:
-            log.warning("delivery %d %s %s expired after %d attempts: %s", job.id, job.channel, _who(job),
-                        job.attempts, outcome)
-            return {"id": job.id, "state": "expired", "last_error": str(outcome), "updated_at": now}
-        log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, _who(job), outcome, delay)
-        return {"id": job.id, "state": "pending", "due_at": retry_at, "last_error": str(outcome), "updated_at": now}
-
-    def _withdrawal_outcome(self, job: DeliveryJob, outcome: Any) -> dict[str, Any]:
-        now = self.clock.now()
-        base = {"id": job.id, "updated_at": now}
-        if outcome is None:
-            log.info("delivery %d: play on %s withdrawn", job.id, job.target)
-            return {**base, "withdrawal": "done"}
-        if outcome is _RELEASE:
-            return {**base, "withdrawal": "pending"}
-        play_at = job.play_at or now
-        if isinstance(outcome, TransientError):
-            retry_at = now + timedelta(seconds=backoff_seconds(job.attempts, outcome.retry_after))
-            if retry_at < play_at:
-                log.info("delivery %d: withdrawing from %s: %s; retry in %.0f s", job.id, job.target, outcome,
-                         (retry_at - now).total_seconds())
-                return {**base, "withdrawal": "pending", "due_at": retry_at}
-        log.warning("delivery %d: could not withdraw the play from %s: %s", job.id, job.target, outcome)
-        return {**base, "withdrawal": "failed", "last_error": f"withdrawal failed: {outcome}"}
+    def _outcome(self, job: DeliveryJob, answer: Any) -> Outcome:
+        """The channel's answer as an event of the ledger's transition table."""
+        withdrawable = False
+        if isinstance(answer, SendResult) and job.channel == "speaker":
+            channel = self.ep.speakers.get(job.target)
+            withdrawable = channel is not None and channel.withdrawable
+        return send_outcome(job, answer, self.clock.now(), withdrawable)
 
     # ------------------------------------------------------------ recovery
 
     def reconcile(self) -> int:
         """Settle deliveries a crash left ``sending`` before anything is re-sent."""
-        jobs = self.ledger.in_flight()
-        updates = [self._reconcile_one(j) for j in jobs]
-        self.ledger.finish(updates)
-        self.ledger.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
+        jobs = self.ledger.deliveries.in_flight()
+        self.ledger.deliveries.finish([self._reconcile_one(j) for j in jobs])
+        self.ledger.deliveries.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
         if jobs:
             log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
         return len(jobs)
 
-    def _reconcile_one(self, job: DeliveryJob) -> dict[str, Any]:
+    def _reconcile_one(self, job: DeliveryJob) -> Outcome:
         now = self.clock.now()
-        base = {"id": job.id, "updated_at": now}
         if job.channel == "sms":
             since = job.claimed_at or now
             try:
                 sid = self.ep.sms.find_sent(SmsJob(job.id, job.alert_id, job.target, job.body or ""), since)
             except NotImplementedError:
-                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
-                        "last_error": "re-sent after a crash; the provider cannot be asked whether it arrived"}
+                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
+                               error="re-sent after a crash; the provider cannot be asked whether it arrived")
             except ChannelError as exc:
                 # Cannot ask now: leave it pending; a later start reconciles nothing twice
                 # because the provider's own list is checked again on the next crash only.
-                return {**base, "state": "pending", "due_at": now, "possible_duplicate": True,
-                        "last_error": f"reconcile failed: {exc}"}
+                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
+                               error=f"reconcile failed: {exc}")
             if sid:
-                return {**base, "state": "sent", "provider_id": sid, "sent_at": now, "last_error": None}
-            return {**base, "state": "pending", "due_at": now, "attempts": max(0, job.attempts - 1)}
+                return Outcome(job.id, "reconcile_sent", now, provider_id=sid)
+            return Outcome(job.id, "reconcile_pending", now, due_at=now, attempts=max(0, job.attempts - 1))
         channel = self.ep.speakers.get(job.target)
         dup = not (channel is not None and channel.idempotent)
-        return {**base, "state": "pending", "due_at": now, "possible_duplicate": dup}
+        return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=dup)

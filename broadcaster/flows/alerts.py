@@ -1,4 +1,9 @@
-"""Turning a decision into an alert and its deliveries (rows for the ledger)."""
+"""Turning a decision into an alert's deliveries: the rules' plans as the ledger's rows.
+
+The rows themselves are built by :func:`broadcaster.ledger.sms_row` and :func:`~broadcaster.ledger.play_row`;
+here are the timing of a night (when an alert's SMS and plays go stale) and the rendering of
+each play's bulletin.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from broadcaster.channels.speakers import SpeakerChannel
+from broadcaster.ledger import play_row, sms_row
 from broadcaster.rules import PlayPlan, SmsPlan
 from broadcaster.timeutil import Night
 
@@ -18,11 +24,15 @@ class _Bulletin(Protocol):
 
 
 class RenderFn(Protocol):
+    """Renders a bulletin (text or clip, repeated, in a format) and returns its sha256 and ext."""
+
     def __call__(self, text: str | None, clip: str | None, repeat: int | None, fmt: str) -> _Bulletin: ...
 
 
 @dataclass(frozen=True)
 class Timing:
+    """When an alert's deliveries are created and when they go stale."""
+
     now: datetime
     sms_expires_at: datetime
     play_expiry: timedelta
@@ -32,21 +42,8 @@ class Timing:
 def iter_sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> Iterator[dict[str, Any]]:
     """Ledger rows for SMS plans, one at a time: a county-wide alert need not be held in memory."""
     for p in plans:
-        yield {
-            "channel": "sms",
-            "kind": provider,
-            "target": p.phone,
-            "slot": "",
-            "contact_name": p.name,
-            "village_id": p.village_id,
-            "body": p.body,
-            "due_at": t.now,
-            "expires_at": t.sms_expires_at,
-            "state": "pending",
-            "attempts": 0,
-            "possible_duplicate": False,
-            "updated_at": t.now,
-        }
+        yield sms_row(phone=p.phone, name=p.name, village_id=p.village_id, body=p.body, kind=provider,
+                      due_at=t.now, expires_at=t.sms_expires_at, now=t.now)
 
 
 def sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> list[dict[str, Any]]:
@@ -66,34 +63,17 @@ def play_rows(
     first_sha: str | None = None
     for p in plans:
         channel = speakers[p.speaker_id]
-        fmt = channel.config.format or default_fmt
-        b = render(p.text, p.clip, p.repeat, fmt)
+        b = render(p.text, p.clip, p.repeat, channel.config.format or default_fmt)
         first_sha = first_sha or b.sha256
         expires = p.play_at + t.play_expiry
         if t.night_end is not None:
             expires = min(expires, max(t.night_end, p.play_at + timedelta(minutes=5)))
-        due = {"schedule": t.now, "play_at": p.play_at, "pull": None}[channel.mode]
-        rows.append(
-            {
-                "channel": "speaker",
-                "kind": channel.type,
-                "target": p.speaker_id,
-                "slot": p.play_at.isoformat(),
-                "village_id": p.village_id,
-                "audio_sha256": b.sha256,
-                "audio_ext": b.ext,
-                "repeat": p.repeat or 1,
-                "play_at": p.play_at,
-                "due_at": due,
-                "expires_at": expires,
-                "state": "pending",
-                "attempts": 0,
-                "possible_duplicate": False,
-                "updated_at": t.now,
-            }
-        )
+        rows.append(play_row(speaker_id=p.speaker_id, village_id=p.village_id, kind=channel.type,
+                             mode=channel.mode, sha256=b.sha256, ext=b.ext, repeat=p.repeat or 1,
+                             play_at=p.play_at, expires_at=expires, now=t.now))
     return rows, first_sha
 
 
 def timing_for_night(now: datetime, night: Night, play_expiry_min: int) -> Timing:
+    """SMS stale at the night's end; plays ``play_expiry_min`` after their time, at most at the end."""
     return Timing(now=now, sms_expires_at=night.end, play_expiry=timedelta(minutes=play_expiry_min), night_end=night.end)

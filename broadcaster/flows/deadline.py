@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from broadcaster.flows.alerts import sms_rows, timing_for_night
-from broadcaster.ledger import Alert, ReadingRow
+from broadcaster.ledger import Alert
 from broadcaster.rules import SmsPlan
 
 if TYPE_CHECKING:
@@ -24,10 +22,8 @@ def deadline_check(svc: "Service") -> int | None:
     night = svc.tonight()
     if not svc.in_season(night):
         return None
-    with svc.ledger.reader() as s:
-        ok = s.scalar(select(ReadingRow.id).where(ReadingRow.night == night.date, ReadingRow.error.is_(None)).limit(1))
-        errors = [e for e in s.scalars(select(ReadingRow.error).where(ReadingRow.night == night.date)) if e]
-    if ok is not None:
+    ok, errors = svc.ledger.reads.feed_errors(night.date)
+    if ok:
         return None
     cfg = svc.cfg
     town, dl = cfg.settings.town, cfg.settings.schedule.deadline

@@ -22,12 +22,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, insert, select, update
-
 from broadcaster.audio import Bulletin
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
-from broadcaster.ledger import Alert, Delivery
-from broadcaster.ledger.models import OPEN
+from broadcaster.ledger import OPEN, Alert, play_row, sms_row
 from broadcaster.rules import quiet
 from broadcaster.timeutil import tonight
 
@@ -209,15 +206,9 @@ class Broadcasts:
     def _release(self, alert_id: int, by: str, now: datetime) -> None:
         a = self._get(alert_id)
         rows, held = self._rows(a, now)
-        with self.svc.ledger.session() as s:
-            # Guarded update: two approvers at once release the broadcast only once.
-            n = s.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "pending_approval").values(
-                status="scheduled", approved_by=by, approved_at=now,
-                note=json.dumps({**_note(a), "held": held}) if held or a.note else None)).rowcount
-            if n != 1:
-                raise Conflict("广播已被处理 / broadcast was already released or cancelled")
-            if rows:
-                s.execute(insert(Delivery), [{**r, "alert_id": alert_id} for r in rows])
+        note = json.dumps({**_note(a), "held": held}) if held or a.note else None
+        if not self.svc.ledger.release_broadcast(alert_id, by, now, note, rows):
+            raise Conflict("广播已被处理 / broadcast was already released or cancelled")
         self.svc.ledger.audit(now, by, "broadcast.approve", "alert", alert_id, {
             "text": a.speaker_text, "audio_sha256": a.audio_sha256, "sms": sum(r["channel"] == "sms" for r in rows),
             "plays": sum(r["channel"] == "speaker" for r in rows), "held": held,
@@ -239,23 +230,18 @@ class Broadcasts:
             if c.phone in unreachable:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            rows.append({"channel": "sms", "kind": self.svc.sms.type, "target": c.phone, "slot": "",
-                         "contact_name": c.name, "village_id": c.village, "body": a.sms_text, "due_at": when,
-                         "expires_at": when + SMS_VALID, "state": "pending", "attempts": 0,
-                         "possible_duplicate": False, "updated_at": now})
+            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village, body=a.sms_text,
+                                kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now))
         expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)
         for vid in a.villages or []:
             for sc in cfg.speakers_of(vid):
                 channel = self.svc.speakers[sc.id]
                 b = self.bulletin(a, channel.config.format or cfg.settings.audio.format)
-                rows.append({"channel": "speaker", "kind": channel.type, "target": sc.id, "slot": when.isoformat(),
-                             "village_id": vid, "audio_sha256": b.sha256, "audio_ext": b.ext, "repeat": 1,
-                             "play_at": when,
-                             # Handed over as soon as approved, like automatic alerts (DESIGN A7):
-                             # a cancel withdraws it from the endpoint that holds it.
-                             "due_at": {"schedule": now, "play_at": when, "pull": None}[channel.mode],
-                             "expires_at": when + expiry, "state": "pending", "attempts": 0,
-                             "possible_duplicate": False, "updated_at": now})
+                # Handed over as soon as approved, like automatic alerts (DESIGN A7): a cancel
+                # withdraws it from the endpoint that holds it.
+                rows.append(play_row(speaker_id=sc.id, village_id=vid, kind=channel.type, mode=channel.mode,
+                                     sha256=b.sha256, ext=b.ext, repeat=1, play_at=when, expires_at=when + expiry,
+                                     now=now))
         return rows, held
 
     def cancel(self, alert_id: int, actor: str) -> dict[str, Any]:
@@ -267,8 +253,7 @@ class Broadcasts:
         n, withdrawing = self.svc.withdraw([alert_id], f"cancelled by {actor}")
         if n == 0 and a.status != "pending_approval" and self.status_of(alert_id) == "done":
             raise Conflict("广播已全部发出，无法取消 / broadcast is done; nothing left to cancel")
-        with self.svc.ledger.session() as s:
-            s.execute(update(Alert).where(Alert.id == alert_id).values(status="cancelled", cancelled_by=actor))
+        self.svc.ledger.mark_cancelled(alert_id, actor)
         self.svc.ledger.audit(now, actor, "broadcast.cancel", "alert", alert_id,
                               {"cancelled_deliveries": n, "withdrawing": withdrawing, "text": a.speaker_text,
                                "audio_sha256": a.audio_sha256})
@@ -279,23 +264,22 @@ class Broadcasts:
     # ------------------------------------------------------------------- reads
 
     def _get(self, alert_id: int) -> Alert:
-        with self.svc.ledger.reader() as s:
-            a = s.get(Alert, alert_id)
+        a = self.svc.ledger.reads.alert(alert_id)
         if a is None or a.kind != "manual":
             raise NotFound(f"没有编号为 {alert_id} 的广播 / no broadcast {alert_id}")
         return a
 
     def status_of(self, alert_id: int) -> str:
-        with self.svc.ledger.reader() as s:
-            a = s.get(Alert, alert_id)
+        """The broadcast's status: stored (pending approval, cancelled) or computed from its deliveries."""
+        a = self.svc.ledger.reads.alert(alert_id)
         if a is None:
             raise NotFound(f"no alert {alert_id}")
-        return computed_status(a, self.svc.ledger.counts([alert_id]), self.svc.now())
+        return computed_status(a, self.svc.ledger.reads.counts([alert_id]), self.svc.now())
 
     def get(self, alert_id: int) -> dict[str, Any]:
         """``{"id","status","text","deliveries":{"sms":{state:n},"speaker":{state:n}}, ...}``."""
         a = self._get(alert_id)
-        counts = self.svc.ledger.counts([alert_id])
+        counts = self.svc.ledger.reads.counts([alert_id])
         tz = self.svc.cfg.tz
         return {
             "id": a.id, "status": computed_status(a, counts, self.svc.now()), "text": a.speaker_text,
@@ -310,34 +294,15 @@ class Broadcasts:
         """Automatic and manual alerts created since ``since`` (or those in ``ids``), with counts
         and per-village plays."""
         tz, now = self.svc.cfg.tz, self.svc.now()
-        q = select(Alert).order_by(Alert.id)
-        q = q.where(Alert.id.in_(ids)) if ids is not None else q.where(Alert.created_at >= (since or now))
-        with self.svc.ledger.reader() as s:
-            alerts = list(s.scalars(q))
-            ids = [a.id for a in alerts] or [-1]
-            # Counted in the database: a county-wide alert has 100,000 rows, and the console's
-            # history page asks this every few seconds while it goes out.
-            village = case((Delivery.channel == "speaker", Delivery.village_id), else_=None)
-            rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, village, func.count())
-                             .where(Delivery.alert_id.in_(ids))
-                             .group_by(Delivery.alert_id, Delivery.channel, Delivery.state, village)).all()
-        counts: dict[int, dict[str, dict[str, int]]] = {}
-        plays: dict[int, dict[str, dict[str, int]]] = {}
-        for aid, channel, state, vid, n in rows:
-            c = counts.setdefault(aid, {"sms": {}, "speaker": {}}).setdefault(channel, {})
-            c[state] = c.get(state, 0) + n
-            if channel == "speaker":
-                p = plays.setdefault(aid, {}).setdefault(vid or "", {})
-                p[state] = p.get(state, 0) + n
         out = []
-        for a in alerts:
-            c = counts.get(a.id, {"sms": {}, "speaker": {}})
+        for h in self.svc.ledger.reads.history(since=since or now, ids=ids):
+            a = h.alert
             out.append({
-                "id": a.id, "kind": a.kind, "status": computed_status(a, c, now), "level": a.level,
+                "id": a.id, "kind": a.kind, "status": computed_status(a, h.deliveries, now), "level": a.level,
                 "night": a.night.isoformat() if a.night else None, "text": a.speaker_text or a.sms_text,
                 "created_at": a.created_at.astimezone(tz).isoformat(), "created_by": a.created_by,
                 "at": a.at.astimezone(tz).isoformat() if a.at else None, "superseded_by": a.superseded_by,
-                "deliveries": c, "plays": plays.get(a.id, {}),
+                "deliveries": h.deliveries, "plays": h.plays,
             })
         return out
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from broadcaster.ledger import Alert, Delivery, ReadingRow
-
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
@@ -29,22 +25,12 @@ def next_polls(svc: Service, now: datetime, count: int = 4) -> list[dict[str, st
 
 
 def status(svc: Service) -> dict[str, Any]:
+    """Tonight's reading and level, its alerts and plays, next jobs, delivery counts and the
+    last two days' failed and expired deliveries."""
     now = svc.now()
     night = svc.tonight()
-    with svc.ledger.reader() as s:
-        row = s.scalars(select(ReadingRow).where(ReadingRow.night == night.date).order_by(ReadingRow.id.desc()).limit(1)).first()
-        alerts = list(s.scalars(select(Alert).where(Alert.night == night.date).order_by(Alert.id)))
-        by_state = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
-        plays = s.execute(
-            select(Delivery.village_id, Delivery.target, Delivery.state, Delivery.play_at, Delivery.played_at, Delivery.last_error)
-            .where(Delivery.channel == "speaker", Delivery.alert_id.in_([a.id for a in alerts] or [-1]))
-            .order_by(Delivery.village_id, Delivery.play_at)
-        ).all()
-        failed = s.execute(
-            select(Delivery.id, Delivery.channel, Delivery.target, Delivery.state, Delivery.last_error)
-            .where(Delivery.state.in_(("failed", "expired")), Delivery.updated_at >= now - timedelta(days=2))
-            .order_by(Delivery.id.desc()).limit(20)
-        ).all()
+    st = svc.ledger.reads.night_status(night.date, since=now - timedelta(days=2))
+    row, alerts, by_state, plays, failed = st.reading, st.alerts, st.by_state, st.plays, st.problems
     tz = svc.cfg.tz
     return {
         "night": night.date.isoformat(),

@@ -1,9 +1,10 @@
-"""The ledger (SQLAlchemy 2): readings, alerts, deliveries, audit; the source of truth."""
+"""The ledger (SQLAlchemy 2): readings, alerts, deliveries, audit; the source of truth.
+
+The only package that imports sqlalchemy: everything else asks :class:`Ledger` and its owners
+(``ledger.deliveries``, ``ledger.reads``, ``ledger.people``).
+"""
 
 from broadcaster.ledger.models import (
-    FINAL,
-    OPEN,
-    STATES,
     Alert,
     ApiToken,
     AuditEntry,
@@ -14,7 +15,10 @@ from broadcaster.ledger.models import (
     EndpointContact,
     ReadingRow,
 )
-from broadcaster.ledger.store import DeliveryJob, Ledger
+from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, play_row, sms_row
+from broadcaster.ledger.store import Ledger
+from broadcaster.ledger.transitions import FINAL, OPEN, STATES, TRANSITIONS
 
-__all__ = ["FINAL", "OPEN", "STATES", "Alert", "ApiToken", "AuditEntry", "ConsoleSession", "ConsoleUser",
-           "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Ledger", "ReadingRow"]
+__all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "Alert", "ApiToken", "AuditEntry", "ConsoleSession",
+           "ConsoleUser", "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Ledger", "Outcome",
+           "ReadingRow", "Receipt", "play_row", "sms_row"]

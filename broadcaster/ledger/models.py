@@ -22,13 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# Delivery states (DESIGN A6). Final states never change again, except the forward-only
-# receipt moves sent -> delivered and sent -> failed that providers report later.
-STATES = ("pending", "sending", "sent", "delivered", "played", "failed", "expired", "cancelled")
-FINAL = frozenset({"delivered", "played", "failed", "expired", "cancelled"})
-OPEN = frozenset({"pending", "sending"})
-
-
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes stored as UTC, returned aware, on SQLite and PostgreSQL alike."""
 
@@ -127,6 +120,7 @@ class Delivery(Base):
     play_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]  # None: never pushed (agent endpoints pull)
     expires_at: Mapped[datetime]
+    # Written only through the transition table (broadcaster.ledger.transitions).
     state: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None]
@@ -138,10 +132,8 @@ class Delivery(Base):
     segments: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Withdrawal of a cancelled play the endpoint already holds (DESIGN A7): None (nothing to
-    # withdraw), pending (the endpoint must be told: pushed by the dispatcher at due_at, or on
-    # the agent's next long poll), sending, done (the endpoint confirmed), failed (it could not
-    # be told before the play time; last_error says why).
+    # Withdrawal of a cancelled play the endpoint already holds (DESIGN A7), and a cancel asked
+    # while the send was in flight: the sub-states are documented beside the transition table.
     withdrawal: Mapped[str | None] = mapped_column(String(10))
     updated_at: Mapped[datetime]
 

@@ -13,9 +13,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import select
 
-from broadcaster.ledger import Alert, ReadingRow
 from broadcaster.runtime.service import Service
 from broadcaster.flows.deadline import deadline_check
 
@@ -82,13 +80,9 @@ class Scheduler:
         if not svc.in_season(night):
             log.info("out of the heating season (%s): no automatic polls tonight", night.date)
             return
-        with svc.ledger.reader() as s:
-            last = s.scalars(select(ReadingRow).where(ReadingRow.night == night.date)
-                             .order_by(ReadingRow.id.desc()).limit(1)).first()
-            top = s.scalars(select(Alert.level).where(Alert.night == night.date, Alert.kind == "auto")
-                            .order_by(Alert.level.desc()).limit(1)).first()
-        if last is not None and last.level is not None and top is not None and top >= last.level:
-            log.info("tonight (%s) already polled at level %d and alerted; nothing to catch up", night.date, last.level)
+        polled, alerted = svc.ledger.reads.tonight_levels(night.date)
+        if polled is not None and alerted is not None and alerted >= polled:
+            log.info("tonight (%s) already polled at level %d and alerted; nothing to catch up", night.date, polled)
             return
         log.info("catching up: tonight's poll or alert is missing; polling now")
         self.poll(kind="catch-up")

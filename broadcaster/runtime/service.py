@@ -13,8 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
 from broadcaster.flows.alerts import iter_sms_rows, play_rows, timing_for_night
 from broadcaster.audio import Bulletin, Renderer
 from broadcaster import plugins
@@ -24,7 +22,7 @@ from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speake
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
 from broadcaster.feeds import PollResult, SourceContext, build_sources, poll_sources
-from broadcaster.ledger import Alert, ContactFlag, Ledger, ReadingRow
+from broadcaster.ledger import Alert, Ledger, ReadingRow
 from broadcaster.rules import Decision, decide
 from broadcaster.timeutil import Clock, Night, in_season, tonight
 
@@ -118,8 +116,8 @@ class Service:
 
     def confirm_play(self, delivery_id: int, speaker_id: str, ok: bool, error: str | None = None) -> bool:
         """An endpoint confirmed (or refused) a play; False while the send itself is still being recorded."""
-        state = self.ledger.report_play(delivery_id, speaker_id, "played" if ok else "failed", self.now(),
-                                        error=error, from_states=("pending", "sent"))
+        state = self.ledger.deliveries.report(delivery_id, speaker_id, "played" if ok else "failed", self.now(),
+                                              error=error)
         return state != "sending"
 
     def close(self) -> None:
@@ -166,7 +164,7 @@ class Service:
         if not decision.sends_anything:
             report.reason = f"level {r.level}: no rule sends anything"
             return report
-        existing = [a for a in self.ledger.alerts_for_night(night.date) if a.region == self.cfg.settings.town]
+        existing = [a for a in self.ledger.reads.alerts_for_night(night.date) if a.region == self.cfg.settings.town]
         higher = [a for a in existing if (a.level or 0) >= r.level]
         if higher:
             report.alert_id = higher[-1].id
@@ -214,34 +212,33 @@ class Service:
     def _supersede(self, alert_ids: list[int], by: int, now: datetime) -> None:
         """An escalation replaces lower alerts' plays and SMS that have not gone out yet, and
         withdraws their plays from endpoints that already hold them (DESIGN A7)."""
-        with self.ledger.session() as s:
-            s.execute(update(Alert).where(Alert.id.in_(alert_ids)).values(superseded_by=by))
+        self.ledger.mark_superseded(alert_ids, by)
         n, withdrawing = self.withdraw(alert_ids, f"superseded by alert {by}")
         if n:
             log.info("escalation: cancelled %d deliveries of lower alerts (%d plays to withdraw)", n, withdrawing)
 
     def withdraw(self, alert_ids: list[int], reason: str) -> tuple[int, int]:
-        """Cancel what these alerts have not sent and withdraw plays endpoints hold (see Ledger)."""
+        """Cancel what these alerts have not sent and withdraw plays endpoints hold
+        (``Deliveries.cancel``)."""
         push = {t for t, cls in speaker_types().items() if cls.withdrawable}
-        result = self.ledger.withdraw(alert_ids, reason, self.now(), push)
+        result = self.ledger.deliveries.cancel(alert_ids, reason, self.now(), push)
         self.dispatcher.wake()
         return result
 
     def _record_reading(self, result: PollResult, kind: str) -> None:
         r = result.reading
-        with self.ledger.session() as s:
-            s.add(ReadingRow(
-                night=result.night.date, fetched_at=self.now(), region=self.cfg.settings.town,
-                level=r.level if r else None, source=r.source if r else None,
-                valid_from=r.valid_from if r else None, valid_to=r.valid_to if r else None,
-                issued_at=r.issued_at if r else None, advice=r.advice if r else None,
-                reading=r.to_json() if r else None, outcomes=[o.to_json() for o in result.outcomes],
-                error="; ".join(result.errors()) or None, kind=kind,
-            ))
+        self.ledger.add_reading(ReadingRow(
+            night=result.night.date, fetched_at=self.now(), region=self.cfg.settings.town,
+            level=r.level if r else None, source=r.source if r else None,
+            valid_from=r.valid_from if r else None, valid_to=r.valid_to if r else None,
+            issued_at=r.issued_at if r else None, advice=r.advice if r else None,
+            reading=r.to_json() if r else None, outcomes=[o.to_json() for o in result.outcomes],
+            error="; ".join(result.errors()) or None, kind=kind,
+        ))
 
     def unreachable(self) -> dict[str, str]:
-        with self.ledger.reader() as s:
-            return {f.phone: f.reason for f in s.scalars(select(ContactFlag).where(ContactFlag.unreachable))}
+        """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""
+        return self.ledger.reads.unreachable()
 
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)

@@ -26,9 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from broadcaster.ledger import Delivery, EndpointContact
 from broadcaster.web.auth import AGENT, Id, Principal, current_principal, require, require_agent
 from broadcaster.web.longpoll import CommandWatch
 
@@ -60,9 +58,8 @@ def _commands(svc: Any, speaker_id: str) -> list[dict[str, Any]]:
     play withdrawn from it that it has not acknowledged (DESIGN A7)."""
     now = svc.now()
     tz = svc.cfg.tz
-    rows, withdrawn = svc.ledger.agent_commands(speaker_id, now)
-    with svc.ledger.reader() as s:
-        texts = _alert_texts(s, {d.alert_id for d in rows})
+    rows, withdrawn = svc.ledger.deliveries.agent_commands(speaker_id, now)
+    texts = svc.ledger.reads.alert_texts({d.alert_id for d in rows})
     cmds: list[dict[str, Any]] = [
         {
             "id": d.id,
@@ -85,21 +82,6 @@ def etag_of(cmds: list[dict[str, Any]]) -> str:
 
 
 EMPTY_ETAG = etag_of([])
-
-
-def _alert_texts(s: Any, alert_ids: set[int]) -> dict[int, str]:
-    from broadcaster.ledger import Alert
-
-    if not alert_ids:
-        return {}
-    return {i: t or "" for i, t in s.execute(select(Alert.id, Alert.speaker_text).where(Alert.id.in_(alert_ids)))}
-
-
-def _owns_audio(svc: Any, speaker_id: str, sha: str, ext: str) -> bool:
-    with svc.ledger.reader() as s:
-        return s.scalar(select(Delivery.id).where(
-            Delivery.channel == "speaker", Delivery.target == speaker_id,
-            Delivery.audio_sha256 == sha, Delivery.audio_ext == ext).limit(1)) is not None
 
 
 # ----------------------------------------------------------------------- router
@@ -138,8 +120,8 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
         played_at = body.played_at
         if played_at is not None and played_at.tzinfo is None:
             raise HTTPException(422, "played_at: needs a timezone offset")
-        state = svc.ledger.report_play(delivery_id, p.speaker_id or "", body.status, now,
-                                       played_at=played_at, error=body.error)
+        state = svc.ledger.deliveries.report(delivery_id, p.speaker_id or "", body.status, now,
+                                             played_at=played_at, error=body.error)
         if state is None:
             raise HTTPException(404, "no such command for this speaker")
         log.info("agent %s: delivery %d reported %s (now %s)", p.speaker_id, delivery_id, body.status, state)
@@ -158,7 +140,7 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
         else:
             p = current_principal(request)
             if p.role == AGENT:
-                if not p.speaker_id or not _owns_audio(svc, p.speaker_id, sha, ext):
+                if not p.speaker_id or not svc.ledger.reads.owns_audio(p.speaker_id, sha, ext):
                     raise HTTPException(404, "no such audio")
             elif not p.at_least("operator"):
                 raise HTTPException(403, "requires role operator or higher")
@@ -170,8 +152,7 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
     @r.get("/api/v1/agents", tags=["agent"])
     def agents(_: Principal = Depends(require("operator"))) -> dict[str, Any]:
         contacts.flush()
-        with svc.ledger.reader() as s:
-            rows = list(s.scalars(select(EndpointContact)))
+        rows = svc.ledger.reads.endpoint_contacts()
         return {"agents": {r.speaker_id: {"at": r.last_seen.astimezone(svc.cfg.tz).isoformat(), "address": r.address}
                            for r in rows}}
 

@@ -19,11 +19,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
-from sqlalchemy import select
 
 from broadcaster.auth.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
-from broadcaster.ledger import ApiToken, Ledger
+from broadcaster.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,7 @@ def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id
     if role not in ROLES and role != AGENT:
         raise ValueError(f"unknown role {role!r}")
     token = new_token()
-    with ledger.session() as s:
-        s.add(ApiToken(name=name, role=role, speaker_id=speaker_id, token_sha256=hash_token(token), created_at=now))
+    ledger.people.add_token(name, role, speaker_id, hash_token(token), now)
     return token
 
 
@@ -66,8 +64,7 @@ def resolve_token(svc, token: str) -> Principal | None:  # type: ignore[no-untyp
     if not token:
         return None
     digest = hash_token(token)
-    with svc.ledger.reader() as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked_at.is_(None))).first()
+    row = svc.ledger.people.token(digest)
     if row is not None:
         return Principal(row.name, row.role, row.speaker_id)
     for sid, (_village, sc) in svc.cfg.speakers.items():

@@ -19,22 +19,15 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
 from broadcaster.channels.sms import Receipt, ReceiptRequest
 from broadcaster.errors import Forbidden
-from broadcaster.ledger import ContactFlag, Delivery
 from broadcaster.logutil import mask_phone
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # a receipt push is a few kB; a provider batches at most a thousand
-
-# From which states a receipt may move a delivery to each target (forward only).
-FROM = {"sent": {"pending", "sending"}, "delivered": {"pending", "sending", "sent"},
-        "failed": {"pending", "sending", "sent"}}
-
 
 def router(svc: Any) -> APIRouter:
     """The configured provider's receipt route (none when it takes no receipts)."""
@@ -84,37 +77,17 @@ def apply(svc: Any, receipts: list[Receipt]) -> list[str | None]:
 
 
 def record(svc: Any, rc: Receipt) -> str | None:
-    """Apply one receipt; returns the delivery's new state, if it moved."""
-    now = svc.now()
-    with svc.ledger.session() as s:
-        q = select(Delivery).where(Delivery.channel == "sms", Delivery.provider_id == rc.provider_id)
-        if rc.phone:
-            q = q.where(Delivery.target == rc.phone)
-        d = s.scalars(q).first()
-        if d is None:
-            log.info("receipt for unknown message %s (%s): ignored", rc.provider_id, rc.provider_status)
-            moved = None
-            phone = rc.phone or ""
-        else:
-            phone = d.target
-            moved = None
-            if d.state in FROM[rc.status]:
-                values: dict[str, Any] = {"state": rc.status, "provider_status": rc.provider_status, "updated_at": now}
-                if rc.status == "delivered":
-                    values["delivered_at"] = rc.at or now
-                if rc.status == "failed":
-                    values["last_error"] = f"{rc.provider_status} {rc.code or ''}".strip()
-                # Guarded on the state we read, so a concurrent receipt cannot be overwritten.
-                n = s.execute(update(Delivery).where(Delivery.id == d.id, Delivery.state == d.state)
-                              .values(**values)).rowcount
-                moved = rc.status if n else None
-            log.info("receipt %s for delivery %d to %s: %s%s", rc.provider_status, d.id, mask_phone(phone),
-                     moved or f"stays {d.state}", f" (error {rc.code})" if rc.code else "")
-        if rc.unreachable and phone:
-            flag = s.get(ContactFlag, phone)
-            if flag is None:
-                s.add(ContactFlag(phone=phone, unreachable=True, reason=rc.unreachable, updated_at=now))
-            else:
-                flag.unreachable, flag.reason, flag.updated_at = True, rc.unreachable, now
-            log.warning("contact %s marked unreachable: %s", mask_phone(phone), rc.unreachable)
-    return moved
+    """Apply one receipt through the ledger's transition table (forward only, once); returns the
+    delivery's new state, if it moved. A receipt for an unknown message is logged and ignored."""
+    r = svc.ledger.deliveries.receipt(
+        "sms", rc.provider_id, f"receipt_{rc.status}", svc.now(), provider_status=rc.provider_status,
+        error=f"{rc.provider_status} {rc.code or ''}".strip(), unreachable=rc.unreachable, phone=rc.phone or "",
+        at=rc.at)
+    if r.delivery_id is None:
+        log.info("receipt for unknown message %s (%s): ignored", rc.provider_id, rc.provider_status)
+    else:
+        log.info("receipt %s for delivery %d to %s: %s%s", rc.provider_status, r.delivery_id, mask_phone(r.target),
+                 r.state if r.moved else f"stays {r.state}", f" (error {rc.code})" if rc.code else "")
+    if rc.unreachable and r.target:
+        log.warning("contact %s marked unreachable: %s", mask_phone(r.target), rc.unreachable)
+    return r.state if r.moved else None

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.feeds.base import Factor
-from broadcaster.ledger import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
+from broadcaster.ledger import Alert, AuditEntry
 from broadcaster.logutil import mask_phone
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -29,9 +27,7 @@ def nights(svc: Service, days: int = 7) -> list[dict[str, Any]]:
     """The last ``days`` nights, oldest first: the final level polled for each (None if none)."""
     last = svc.tonight().date
     first = last - timedelta(days=days - 1)
-    with svc.ledger.reader() as s:
-        rows = s.execute(select(ReadingRow.night, ReadingRow.level).where(ReadingRow.night >= first)
-                         .order_by(ReadingRow.id)).all()
+    rows = svc.ledger.reads.night_levels(first)
     level = {n: lv for n, lv in rows if lv is not None}  # the latest valid poll of a night wins
     out = []
     for i in range(days):
@@ -44,13 +40,7 @@ def nights(svc: Service, days: int = 7) -> list[dict[str, Any]]:
 def next_plays(svc: Service, limit: int = 10) -> list[dict[str, Any]]:
     """Loudspeaker plays still to come, soonest first."""
     names = {v: village.name for v, village in svc.cfg.villages.items()}
-    with svc.ledger.reader() as s:
-        rows = s.execute(select(Delivery.village_id, Delivery.target, Delivery.play_at, Delivery.alert_id,
-                                Alert.kind)
-                         .join(Alert, Alert.id == Delivery.alert_id)
-                         .where(Delivery.channel == "speaker", Delivery.state.in_(("pending", "sending")),
-                                Delivery.expires_at > svc.now())
-                         .order_by(Delivery.play_at).limit(limit)).all()
+    rows = svc.ledger.reads.next_plays(svc.now(), limit)
     tz = svc.cfg.tz
     return [{"village": names.get(v or "", v), "speaker": t, "at": p.astimezone(tz) if p else None,
              "alert_id": a, "kind": KIND_ZH.get(k, k)} for v, t, p, a, k in rows]
@@ -60,11 +50,7 @@ def deliveries(svc: Service, alert_id: int, page: int = 0) -> tuple[list[dict[st
     """One alert's deliveries (one page) for the drill-down, phone numbers masked; and the total."""
     names = {v: village.name for v, village in svc.cfg.villages.items()}
     tz = svc.cfg.tz
-    with svc.ledger.reader() as s:
-        total = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.alert_id == alert_id)) or 0
-        rows = list(s.scalars(select(Delivery).where(Delivery.alert_id == alert_id)
-                              .order_by(Delivery.channel.desc(), Delivery.village_id, Delivery.id)
-                              .offset(page * PAGE).limit(PAGE)))
+    rows, total = svc.ledger.reads.deliveries_page(alert_id, page, PAGE)
     out = []
     for d in rows:
         who = d.target if d.channel == "speaker" else f"{d.contact_name or ''} {mask_phone(d.target)}".strip()
@@ -96,18 +82,8 @@ def play_state(states: dict[str, int]) -> dict[str, Any]:
 def villages(svc: Service) -> list[dict[str, Any]]:
     """Every village and endpoint with its last contact and its last play."""
     tz = svc.cfg.tz
-    with svc.ledger.reader() as s:
-        agent_seen = dict(s.execute(select(EndpointContact.speaker_id, EndpointContact.last_seen)).all())
-        last_play = dict(s.execute(select(Delivery.target, func.max(Delivery.played_at))
-                                   .where(Delivery.channel == "speaker", Delivery.state == "played")
-                                   .group_by(Delivery.target)).all())
-        last_sent = dict(s.execute(select(Delivery.target, func.max(Delivery.sent_at))
-                                   .where(Delivery.channel == "speaker", Delivery.sent_at.is_not(None))
-                                   .group_by(Delivery.target)).all())
-        last_fail = {t: e for t, e in s.execute(
-            select(Delivery.target, Delivery.last_error).where(
-                Delivery.channel == "speaker", Delivery.state.in_(("failed", "expired")),
-                Delivery.updated_at >= svc.now() - timedelta(days=2)).order_by(Delivery.id))}
+    act = svc.ledger.reads.endpoint_activity(failures_since=svc.now() - timedelta(days=2))
+    agent_seen, last_play, last_sent, last_fail = act.agent_seen, act.last_play, act.last_sent, act.last_failure
     out = []
     for vid, village in svc.cfg.villages.items():
         endpoints = []
@@ -127,24 +103,20 @@ def villages(svc: Service) -> list[dict[str, Any]]:
 def unreachable(svc: Service) -> list[dict[str, Any]]:
     """Numbers the provider reported unreachable; they are skipped, with this reason, until fixed."""
     contacts = {c.phone: c for c in svc.cfg.directory.contacts}
-    with svc.ledger.reader() as s:
-        flags = list(s.scalars(select(ContactFlag).where(ContactFlag.unreachable).order_by(ContactFlag.updated_at)))
+    flags = svc.ledger.reads.unreachable_flags()
     return [{"name": contacts[f.phone].name if f.phone in contacts else "（不在通讯录）",
              "phone": mask_phone(f.phone), "reason": f.reason,
              "since": f.updated_at.astimezone(svc.cfg.tz)} for f in flags]
 
 
 def pending_broadcasts(svc: Service) -> list[Alert]:
-    with svc.ledger.reader() as s:
-        return list(s.scalars(select(Alert).where(Alert.kind == "manual", Alert.status == "pending_approval")
-                              .order_by(Alert.id)))
+    """Manual broadcasts waiting for an approver, oldest first."""
+    return svc.ledger.reads.pending_broadcasts()
 
 
 def audit_page(svc: Service, page: int = 0) -> tuple[list[AuditEntry], int]:
-    with svc.ledger.reader() as s:
-        total = s.scalar(select(func.count()).select_from(AuditEntry)) or 0
-        rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).offset(page * PAGE).limit(PAGE)))
-    return rows, total
+    """One page of the audit log, newest first, and its length."""
+    return svc.ledger.reads.audit_page(page, PAGE)
 
 
 def reason(reading: dict[str, Any] | None, sources: list[dict[str, Any]]) -> str:

@@ -1,0 +1,86 @@
+"""Who may use the service, as the ledger keeps it: API tokens, console users and their sessions.
+
+Only hashes are stored (a token's sha256, a password's scrypt hash); the policy (roles, password
+rules, idle and absolute session lifetimes) is :mod:`broadcaster.auth`'s.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select, update
+
+from broadcaster.ledger.models import ApiToken, ConsoleSession, ConsoleUser
+
+if TYPE_CHECKING:
+    from broadcaster.ledger.store import Ledger
+
+
+class People:
+    """Tokens, users and sessions in the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    # ---------------------------------------------------------------- tokens
+
+    def add_token(self, name: str, role: str, speaker_id: str | None, token_sha256: str, now: datetime) -> None:
+        """Store an API token (by its hash)."""
+        with self._ledger.session() as s:
+            s.add(ApiToken(name=name, role=role, speaker_id=speaker_id, token_sha256=token_sha256, created_at=now))
+
+    def token(self, token_sha256: str) -> ApiToken | None:
+        """The unrevoked API token with this hash, or None."""
+        with self._ledger.reader() as s:
+            return s.scalars(select(ApiToken).where(ApiToken.token_sha256 == token_sha256,
+                                                    ApiToken.revoked_at.is_(None))).first()
+
+    # ----------------------------------------------------------------- users
+
+    def save_user(self, name: str, role: str, password_hash: str, now: datetime) -> None:
+        """Create a console user, or reset an existing one's role and password (and enable it);
+        a reset ends the user's sessions."""
+        with self._ledger.session() as s:
+            row = s.scalars(select(ConsoleUser).where(ConsoleUser.name == name)).first()
+            if row is None:
+                s.add(ConsoleUser(name=name, role=role, password_hash=password_hash, created_at=now))
+            else:
+                row.role, row.password_hash, row.disabled_at = role, password_hash, None
+                s.execute(delete(ConsoleSession).where(ConsoleSession.user == name))
+
+    def has_users(self) -> bool:
+        """True once any console user exists."""
+        with self._ledger.reader() as s:
+            return s.scalar(select(ConsoleUser.id).limit(1)) is not None
+
+    def user(self, name: str) -> ConsoleUser | None:
+        """The enabled console user with this name, or None."""
+        with self._ledger.reader() as s:
+            return s.scalars(select(ConsoleUser).where(ConsoleUser.name == name,
+                                                       ConsoleUser.disabled_at.is_(None))).first()
+
+    # -------------------------------------------------------------- sessions
+
+    def open_session(self, token_sha256: str, user: str, role: str, csrf: str, now: datetime,
+                     expires_at: datetime) -> None:
+        """Store a new session (and drop the expired ones while at it)."""
+        with self._ledger.session() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+            s.add(ConsoleSession(token_sha256=token_sha256, user=user, role=role, csrf=csrf, created_at=now,
+                                 last_seen=now, expires_at=expires_at))
+
+    def session(self, token_sha256: str) -> ConsoleSession | None:
+        """The session with this token hash, or None (whether it is still live is the caller's call)."""
+        with self._ledger.reader() as s:
+            return s.scalars(select(ConsoleSession).where(ConsoleSession.token_sha256 == token_sha256)).first()
+
+    def touch_session(self, session_id: int, now: datetime) -> None:
+        """Note that a session was used at ``now``."""
+        with self._ledger.session() as s:
+            s.execute(update(ConsoleSession).where(ConsoleSession.id == session_id).values(last_seen=now))
+
+    def end_session(self, token_sha256: str) -> None:
+        """Sign a session out."""
+        with self._ledger.session() as s:
+            s.execute(delete(ConsoleSession).where(ConsoleSession.token_sha256 == token_sha256))

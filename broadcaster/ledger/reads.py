@@ -1,0 +1,261 @@
+"""The read models: every question the flows, the API, the console and the scheduler ask the ledger.
+
+Each method is one read transaction and returns plain values, tuples or detached ORM rows (never a
+session). Counting happens in the database (GROUP BY): a county-wide alert has 100,000 rows and
+the console asks while it goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, func, select
+
+from broadcaster.ledger.models import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
+from broadcaster.ledger.transitions import OPEN
+
+if TYPE_CHECKING:
+    from broadcaster.ledger.store import Ledger
+
+Counts = dict[str, dict[str, int]]  # {"sms": {state: n}, "speaker": {state: n}}
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """An alert with its delivery counts, and its plays' counts per village (``{village: {state: n}}``)."""
+
+    alert: Alert
+    deliveries: Counts
+    plays: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class NightStatus:
+    """What ``status`` shows of one night: its latest poll, its alerts, every delivery's state count,
+    the night's plays ``(village_id, speaker, state, play_at, played_at, error)`` and recent problems
+    ``(id, channel, target, state, error)``."""
+
+    reading: ReadingRow | None
+    alerts: list[Alert]
+    by_state: dict[str, int]
+    plays: list[tuple[Any, ...]]
+    problems: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class EndpointActivity:
+    """Per endpoint (speaker id): when an agent last called, the last play confirmed, the last
+    hand-over, and the last failure's error since the given time."""
+
+    agent_seen: dict[str, datetime]
+    last_play: dict[str, datetime]
+    last_sent: dict[str, datetime]
+    last_failure: dict[str, str | None]
+
+
+class Reads:
+    """The ledger's read models (see the module docstring)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    # ---------------------------------------------------------------- counts
+
+    def counts(self, alert_ids: Iterable[int] | None = None) -> Counts:
+        """``{"sms": {state: n}, "speaker": {state: n}}`` over the given alerts (or all)."""
+        q = select(Delivery.channel, Delivery.state, func.count()).group_by(Delivery.channel, Delivery.state)
+        if alert_ids is not None:
+            q = q.where(Delivery.alert_id.in_(list(alert_ids)))
+        out: Counts = {"sms": {}, "speaker": {}}
+        with self._ledger.reader() as s:
+            for channel, state, n in s.execute(q):
+                out.setdefault(channel, {})[state] = n
+        return out
+
+    def open_count(self, alert_ids: Iterable[int], channel: str | None = None) -> int:
+        """Deliveries of these alerts that are still pending or sending."""
+        q = select(func.count()).where(Delivery.alert_id.in_(list(alert_ids)), Delivery.state.in_(OPEN))
+        if channel:
+            q = q.where(Delivery.channel == channel)
+        with self._ledger.reader() as s:
+            return s.scalar(q) or 0
+
+    # ---------------------------------------------------------------- alerts
+
+    def alert(self, alert_id: int) -> Alert | None:
+        """One alert or broadcast, or None."""
+        with self._ledger.reader() as s:
+            return s.get(Alert, alert_id)
+
+    def alerts_for_night(self, night: date, kind: str = "auto") -> list[Alert]:
+        """The night's alerts of ``kind``, lowest level first."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(Alert).where(Alert.night == night, Alert.kind == kind).order_by(Alert.level)))
+
+    def history(self, *, since: datetime | None = None, ids: list[int] | None = None) -> list[AlertSummary]:
+        """Alerts in ``ids``, else those created since ``since`` (else all), with their counts,
+        oldest first."""
+        q = select(Alert).order_by(Alert.id)
+        if ids is not None:
+            q = q.where(Alert.id.in_(ids))
+        elif since is not None:
+            q = q.where(Alert.created_at >= since)
+        with self._ledger.reader() as s:
+            alerts = list(s.scalars(q))
+            village = case((Delivery.channel == "speaker", Delivery.village_id), else_=None)
+            rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, village, func.count())
+                             .where(Delivery.alert_id.in_([a.id for a in alerts] or [-1]))
+                             .group_by(Delivery.alert_id, Delivery.channel, Delivery.state, village)).all()
+        counts: dict[int, Counts] = {}
+        plays: dict[int, dict[str, dict[str, int]]] = {}
+        for aid, channel, state, vid, n in rows:
+            c = counts.setdefault(aid, {"sms": {}, "speaker": {}}).setdefault(channel, {})
+            c[state] = c.get(state, 0) + n
+            if channel == "speaker":
+                p = plays.setdefault(aid, {}).setdefault(vid or "", {})
+                p[state] = p.get(state, 0) + n
+        return [AlertSummary(a, counts.get(a.id, {"sms": {}, "speaker": {}}), plays.get(a.id, {})) for a in alerts]
+
+    def pending_broadcasts(self) -> list[Alert]:
+        """Manual broadcasts waiting for an approver, oldest first."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(Alert).where(Alert.kind == "manual", Alert.status == "pending_approval")
+                                  .order_by(Alert.id)))
+
+    # ------------------------------------------------------- night and feed
+
+    def night_status(self, night: date, since: datetime) -> NightStatus:
+        """The night's latest poll, alerts and plays; state counts; problems updated since ``since``."""
+        with self._ledger.reader() as s:
+            row = s.scalars(select(ReadingRow).where(ReadingRow.night == night)
+                            .order_by(ReadingRow.id.desc()).limit(1)).first()
+            alerts = list(s.scalars(select(Alert).where(Alert.night == night).order_by(Alert.id)))
+            by_state = dict(s.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all())
+            plays = s.execute(
+                select(Delivery.village_id, Delivery.target, Delivery.state, Delivery.play_at, Delivery.played_at,
+                       Delivery.last_error)
+                .where(Delivery.channel == "speaker", Delivery.alert_id.in_([a.id for a in alerts] or [-1]))
+                .order_by(Delivery.village_id, Delivery.play_at)).all()
+            problems = s.execute(
+                select(Delivery.id, Delivery.channel, Delivery.target, Delivery.state, Delivery.last_error)
+                .where(Delivery.state.in_(("failed", "expired")), Delivery.updated_at >= since)
+                .order_by(Delivery.id.desc()).limit(20)).all()
+        return NightStatus(row, alerts, by_state, [tuple(p) for p in plays], [tuple(p) for p in problems])
+
+    def tonight_levels(self, night: date) -> tuple[int | None, int | None]:
+        """For catching up: the level of the night's latest poll (None: no poll, or no valid
+        reading) and the highest level it has an automatic alert for (None: none)."""
+        with self._ledger.reader() as s:
+            polled = s.scalars(select(ReadingRow.level).where(ReadingRow.night == night)
+                               .order_by(ReadingRow.id.desc()).limit(1)).first()
+            alerted = s.scalars(select(Alert.level).where(Alert.night == night, Alert.kind == "auto")
+                                .order_by(Alert.level.desc()).limit(1)).first()
+        return polled, alerted
+
+    def feed_errors(self, night: date) -> tuple[bool, list[str]]:
+        """For the deadline: whether any poll found a valid reading for the night, and every
+        failed poll's error in order."""
+        with self._ledger.reader() as s:
+            ok = s.scalar(select(ReadingRow.id).where(ReadingRow.night == night, ReadingRow.error.is_(None)).limit(1))
+            errors = [e for e in s.scalars(select(ReadingRow.error).where(ReadingRow.night == night)
+                                           .order_by(ReadingRow.id)) if e]
+        return ok is not None, errors
+
+    def night_levels(self, first: date) -> list[tuple[date, int | None]]:
+        """``(night, level)`` of every poll since ``first``, in poll order."""
+        with self._ledger.reader() as s:
+            return [tuple(r) for r in s.execute(select(ReadingRow.night, ReadingRow.level)  # type: ignore[misc]
+                                                .where(ReadingRow.night >= first).order_by(ReadingRow.id))]
+
+    # ------------------------------------------------------------- console
+
+    def next_plays(self, now: datetime, limit: int) -> list[tuple[Any, ...]]:
+        """Plays still to come, soonest first: ``(village_id, speaker, play_at, alert_id, alert kind)``."""
+        with self._ledger.reader() as s:
+            rows = s.execute(select(Delivery.village_id, Delivery.target, Delivery.play_at, Delivery.alert_id,
+                                    Alert.kind)
+                             .join(Alert, Alert.id == Delivery.alert_id)
+                             .where(Delivery.channel == "speaker", Delivery.state.in_(OPEN), Delivery.expires_at > now)
+                             .order_by(Delivery.play_at).limit(limit)).all()
+        return [tuple(r) for r in rows]
+
+    def deliveries_page(self, alert_id: int, page: int, size: int) -> tuple[list[Delivery], int]:
+        """One page of an alert's deliveries (plays first, by village), and how many it has."""
+        with self._ledger.reader() as s:
+            total = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.alert_id == alert_id)) or 0
+            rows = list(s.scalars(select(Delivery).where(Delivery.alert_id == alert_id)
+                                  .order_by(Delivery.channel.desc(), Delivery.village_id, Delivery.id)
+                                  .offset(page * size).limit(size)))
+        return rows, total
+
+    def endpoint_activity(self, failures_since: datetime) -> EndpointActivity:
+        """Every endpoint's last contact, play, hand-over and (since ``failures_since``) failure."""
+        speaker = Delivery.channel == "speaker"
+        with self._ledger.reader() as s:
+            seen = dict(s.execute(select(EndpointContact.speaker_id, EndpointContact.last_seen)).all())
+            played = dict(s.execute(select(Delivery.target, func.max(Delivery.played_at))
+                                    .where(speaker, Delivery.state == "played").group_by(Delivery.target)).all())
+            sent = dict(s.execute(select(Delivery.target, func.max(Delivery.sent_at))
+                                  .where(speaker, Delivery.sent_at.is_not(None)).group_by(Delivery.target)).all())
+            # The latest failure wins: rows in id order overwrite earlier ones.
+            failed = {t: e for t, e in s.execute(
+                select(Delivery.target, Delivery.last_error).where(
+                    speaker, Delivery.state.in_(("failed", "expired")), Delivery.updated_at >= failures_since)
+                .order_by(Delivery.id))}
+        return EndpointActivity(seen, played, sent, failed)
+
+    def unreachable(self) -> dict[str, str]:
+        """Numbers a provider reported unreachable: ``{phone: reason}``."""
+        with self._ledger.reader() as s:
+            return {f.phone: f.reason for f in s.scalars(select(ContactFlag).where(ContactFlag.unreachable))}
+
+    def unreachable_flags(self) -> list[ContactFlag]:
+        """The unreachable flags themselves, oldest first (the console's list)."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(ContactFlag).where(ContactFlag.unreachable).order_by(ContactFlag.updated_at)))
+
+    def audit_page(self, page: int, size: int) -> tuple[list[AuditEntry], int]:
+        """One page of the audit log, newest first, and how many entries it has."""
+        with self._ledger.reader() as s:
+            total = s.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            rows = list(s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).offset(page * size).limit(size)))
+        return rows, total
+
+    # ---------------------------------------------------------------- agents
+
+    def agent_fingerprints(self, now: datetime) -> dict[str, tuple[Any, ...]]:
+        """Per pulling endpoint, a value that changes whenever its long-poll answer may change
+        (a play added, handed over, reported, cancelled or expired): one query for all agents."""
+        q = (
+            select(Delivery.target, func.count(), func.max(Delivery.id), func.max(Delivery.updated_at),
+                   func.min(Delivery.expires_at))
+            .where(Delivery.channel == "speaker", Delivery.due_at.is_(None), Delivery.expires_at > now,
+                   (Delivery.state.in_(("pending", "sending", "sent")))
+                   | ((Delivery.state == "cancelled") & (Delivery.withdrawal == "pending")))
+            .group_by(Delivery.target)
+        )
+        with self._ledger.reader() as s:
+            return {t: tuple(rest) for t, *rest in s.execute(q)}
+
+    def alert_texts(self, alert_ids: set[int]) -> dict[int, str]:
+        """The spoken text of each alert (an agent shows it beside the command)."""
+        if not alert_ids:
+            return {}
+        with self._ledger.reader() as s:
+            return {i: t or "" for i, t in s.execute(select(Alert.id, Alert.speaker_text)
+                                                     .where(Alert.id.in_(alert_ids)))}
+
+    def owns_audio(self, speaker_id: str, sha256: str, ext: str) -> bool:
+        """True when some play of ``speaker_id`` uses this audio (an agent may fetch only its own)."""
+        with self._ledger.reader() as s:
+            return s.scalar(select(Delivery.id).where(
+                Delivery.channel == "speaker", Delivery.target == speaker_id,
+                Delivery.audio_sha256 == sha256, Delivery.audio_ext == ext).limit(1)) is not None
+
+    def endpoint_contacts(self) -> list[EndpointContact]:
+        """When each pulling endpoint last called, and from where."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(EndpointContact)))
