@@ -57,11 +57,8 @@ def names(kind: str) -> list[str]:
 
 
 def available(kind: str) -> dict[str, type[Any]]:
-    """Every plugin class of ``kind`` by name (imported once, then cached)."""
-    with _lock:
-        if kind not in _cache:
-            _cache[kind] = {ep.name: _load(kind, ep) for ep in _entry_points(kind)}
-        return dict(_cache[kind])
+    """Every plugin class of ``kind`` by name (each imported once, then cached)."""
+    return {name: get(kind, name) for name in names(kind)}
 
 
 def get(kind: str, name: str) -> type[Any]:
