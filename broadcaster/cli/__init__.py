@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from broadcaster.cli import admin, agent, core
+from broadcaster.cli import admin, agent, core, db
 from broadcaster.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK
 from broadcaster.errors import BroadcasterError, ConfigError, InputError
 from broadcaster.logutil import setup_logging
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         return sp
 
-    for module in (core, agent, admin):
+    for module in (core, agent, admin, db):
         module.register(sub, add)
     return p
 

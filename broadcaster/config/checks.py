@@ -11,7 +11,7 @@ from broadcaster.errors import Problem
 from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
 
 if TYPE_CHECKING:
-    from broadcaster.config.loader import Config
+    from broadcaster.config.models import Config
 
 MAX_SEGMENTS = 2
 

@@ -7,83 +7,20 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from broadcaster import plugins
 from broadcaster.config.checks import cross_check
-from broadcaster.config.models import DirectoryFile, RulesFile, Settings, Village
+from broadcaster.config.models import Choice, Config, DirectoryFile, RulesFile, Settings, Village
 from broadcaster.config.paths import display
 from broadcaster.errors import ConfigError, Problem
-from broadcaster.plugins import PluginConfig
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_PATH = Path("config/broadcaster.yaml")
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A plugin chosen by the configuration: its name and its validated settings (A9)."""
-
-    name: str
-    config: PluginConfig
-
-
-@dataclass
-class Config:
-    """The whole validated configuration, with every relative path already resolved.
-
-    ``sources`` and the values of ``speakers`` are the per-type plugin models; ``sms`` and
-    ``tts`` the chosen SMS provider and speech engine with their settings.
-    """
-
-    path: Path
-    settings: Settings
-    sources: list[Any]
-    rules: RulesFile
-    directory: DirectoryFile
-    speakers: dict[str, tuple[Village, Any]]
-    directory_dir: Path
-    sms: Choice
-    tts: Choice
-    warnings: list[Problem] = field(default_factory=list)
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
-
-    def resolve(self, p: Path) -> Path:
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
-
-    @property
-    def data_dir(self) -> Path:
-        return self.resolve(self.settings.data_dir)
-
-    @property
-    def database_url(self) -> str:
-        url = self.settings.database
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            rel = url[len("sqlite:///") :]
-            if rel and rel != ":memory:":
-                return "sqlite:///" + str(self.resolve(Path(rel)))
-        return url
-
-    def speakers_of(self, village_id: str) -> list[Any]:
-        """The validated endpoints of one village, in directory order."""
-        return [sc for v, sc in self.speakers.values() if v.id == village_id]
-
-    @property
-    def villages(self) -> dict[str, Village]:
-        return {v.id: v for v in self.directory.villages}
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

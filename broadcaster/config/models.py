@@ -8,9 +8,11 @@ the model by ``type`` so that error paths stay exactly as the user wrote them.
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from pydantic import (
@@ -22,6 +24,8 @@ from pydantic import (
     field_validator,
 )
 
+from broadcaster.errors import Problem
+from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
 
 PLACEHOLDERS = frozenset({"town", "date", "level", "level_name", "advice", "valid_from", "valid_to"})
@@ -262,3 +266,66 @@ class DirectoryFile(Strict):
     groups: dict[str, str]
     villages: list[Village] = []
     contacts: list[Contact] = []
+
+
+# ---------------------------------------------------------------- the whole configuration
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A plugin chosen by the configuration: its name and its validated settings (A9)."""
+
+    name: str
+    config: PluginConfig
+
+
+@dataclass
+class Config:
+    """The whole validated configuration, with every relative path already resolved.
+
+    ``sources`` and the values of ``speakers`` are the per-type plugin models; ``sms`` and
+    ``tts`` the chosen SMS provider and speech engine with their settings.
+    """
+
+    path: Path
+    settings: Settings
+    sources: list[Any]
+    rules: RulesFile
+    directory: DirectoryFile
+    speakers: dict[str, tuple[Village, Any]]
+    directory_dir: Path
+    sms: Choice
+    tts: Choice
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def resolve(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.settings.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url[len("sqlite:///") :]
+            if rel and rel != ":memory:":
+                return "sqlite:///" + str(self.resolve(Path(rel)))
+        return url
+
+    def speakers_of(self, village_id: str) -> list[Any]:
+        """The validated endpoints of one village, in directory order."""
+        return [sc for v, sc in self.speakers.values() if v.id == village_id]
+
+    @property
+    def villages(self) -> dict[str, Village]:
+        return {v.id: v for v in self.directory.villages}

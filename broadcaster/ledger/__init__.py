@@ -16,9 +16,10 @@ from broadcaster.ledger.models import (
     ReadingRow,
 )
 from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, play_row, sms_row
-from broadcaster.ledger.store import Ledger
+from broadcaster.ledger.schema import SchemaError, SchemaOutOfDate
+from broadcaster.ledger.store import Ledger, upgrade_schema
 from broadcaster.ledger.transitions import FINAL, OPEN, STATES, TRANSITIONS
 
 __all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "Alert", "ApiToken", "AuditEntry", "ConsoleSession",
            "ConsoleUser", "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Ledger", "Outcome",
-           "ReadingRow", "Receipt", "play_row", "sms_row"]
+           "ReadingRow", "Receipt", "SchemaError", "SchemaOutOfDate", "play_row", "sms_row", "upgrade_schema"]

@@ -30,7 +30,7 @@ from broadcaster.ledger.transitions import (
 )
 
 if TYPE_CHECKING:
-    from broadcaster.ledger.store import Ledger
+    from broadcaster.ledger.db import Database
 
 __all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "WITHDRAWAL", "Deliveries", "DeliveryJob", "Outcome",
            "Receipt", "play_row", "sms_row"]
@@ -48,7 +48,7 @@ _JOB_COLUMNS = [getattr(Delivery, f) for f in DeliveryJob.__dataclass_fields__]
 class Deliveries:
     """The transition methods: every write of a delivery's ``state`` and ``withdrawal``."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Database) -> None:
         self._ledger = ledger
         self._claim_stmts: dict[str | None, Update] = {}
         self._finish_stmts: dict[frozenset[str], Update] = {}

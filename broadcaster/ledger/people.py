@@ -14,13 +14,13 @@ from sqlalchemy import delete, select, update
 from broadcaster.ledger.models import ApiToken, ConsoleSession, ConsoleUser
 
 if TYPE_CHECKING:
-    from broadcaster.ledger.store import Ledger
+    from broadcaster.ledger.db import Database
 
 
 class People:
     """Tokens, users and sessions in the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Database) -> None:
         self._ledger = ledger
 
     # ---------------------------------------------------------------- tokens

@@ -18,7 +18,7 @@ from broadcaster.ledger.models import Alert, AuditEntry, ContactFlag, Delivery, 
 from broadcaster.ledger.transitions import OPEN
 
 if TYPE_CHECKING:
-    from broadcaster.ledger.store import Ledger
+    from broadcaster.ledger.db import Database
 
 Counts = dict[str, dict[str, int]]  # {"sms": {state: n}, "speaker": {state: n}}
 
@@ -59,7 +59,7 @@ class EndpointActivity:
 class Reads:
     """The ledger's read models (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Database) -> None:
         self._ledger = ledger
 
     # ---------------------------------------------------------------- counts

@@ -5,26 +5,24 @@ read models live in :class:`~broadcaster.ledger.reads.Reads` (``ledger.reads``),
 sessions in :class:`~broadcaster.ledger.people.People` (``ledger.people``). Nothing outside
 ``broadcaster.ledger`` runs SQL (an import-linter contract keeps sqlalchemy in here).
 
-Writes on SQLite use ``BEGIN IMMEDIATE`` so that a writer takes the lock up front and waits
-(busy timeout) instead of failing half-way with "database is locked"; readers never block.
 Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several dispatchers can share one ledger.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from broadcaster.ledger.deliveries import Deliveries
-from broadcaster.ledger.models import Alert, AuditEntry, Base, Delivery, EndpointContact, ReadingRow
+from broadcaster.ledger import schema
+from broadcaster.ledger.db import Database, _engines
+from broadcaster.ledger.models import Alert, AuditEntry, Delivery, EndpointContact, ReadingRow
 from broadcaster.ledger.people import People
 from broadcaster.ledger.reads import Reads
 
@@ -33,29 +31,6 @@ log = logging.getLogger(__name__)
 # Rows per executemany when an alert's deliveries are inserted: large enough to amortise the
 # round trip, small enough that a county-wide alert streams through in bounded memory.
 INSERT_CHUNK = 2000
-
-
-def _sqlite_engine(url: str, immediate: bool) -> Engine:
-    path = url[len("sqlite:///") :]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _rec: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
 
 
 def _insert_rows(s: Session, alert_id: int, rows: Iterable[dict[str, Any]]) -> None:
@@ -71,52 +46,30 @@ def _insert_rows(s: Session, alert_id: int, rows: Iterable[dict[str, Any]]) -> N
         s.execute(insert(Delivery), chunk)
 
 
-class Ledger:
-    """One deployment's ledger: its engines, and the owners of what it holds."""
+def upgrade_schema(url: str) -> tuple[str | None, str]:
+    """``broadcaster db upgrade``: bring the ledger at ``url`` to the current schema with its
+    data; returns (from, to) revisions (from None: it was empty)."""
+    write, read = _engines(url)
+    try:
+        return schema.upgrade(write)
+    finally:
+        write.dispose()
+        if read is not write:
+            read.dispose()
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite:
-            self.engine = _sqlite_engine(url, immediate=True)
-            self.read_engine = _sqlite_engine(url, immediate=False)
-        else:
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            self.engine = self.read_engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        Base.metadata.create_all(self.engine)
-        self._write = sessionmaker(self.engine, expire_on_commit=False)
-        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+
+class Ledger(Database):
+    """One deployment's ledger: its database, and the owners of what it holds."""
+
+    def __init__(self, url: str, *, create_if_empty: bool = True) -> None:
+        """Open the ledger at ``url``. An empty database is created at the current schema; an
+        older one raises :class:`broadcaster.ledger.schema.SchemaOutOfDate` naming
+        ``broadcaster db upgrade`` (the service never migrates data without an operator)."""
+        super().__init__(url)
+        schema.ensure_current(self.engine, create_if_empty=create_if_empty)
         self.deliveries = Deliveries(self)
         self.reads = Reads(self)
         self.people = People(self)
-
-    def close(self) -> None:
-        """Dispose of the engines' connections."""
-        self.engine.dispose()
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A write transaction, committed on success. For the ledger's own modules (and tests)."""
-        with self._write.begin() as s:
-            yield s
-
-    @contextmanager
-    def reader(self) -> Iterator[Session]:
-        """A read-only session. For the ledger's own modules (and tests)."""
-        with self._read() as s:
-            yield s
-
-    def ping(self) -> bool:
-        """True when the database answers (``/healthz``)."""
-        try:
-            with self.read_engine.connect() as c:
-                c.execute(text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - health check reports, never raises
-            return False
 
     # ------------------------------------------------------------------ alerts
 
