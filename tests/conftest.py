@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.support import clock, procs
+from tests.support.service import MakeService, ServiceFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -53,6 +54,15 @@ def confdir(tmp_path: Path) -> Path:
     edit_yaml(tmp_path / "config" / "directory.yaml", lambda d: [
         v.update(speakers=[sc for sc in v["speakers"] if not sc.get("builtin")]) for v in d["villages"]])
     return tmp_path / "config"
+
+
+@pytest.fixture
+def make_service(confdir: Path) -> Iterator[MakeService]:
+    """Build services on this test's copy of the configuration (``make_service(at=local(...))``);
+    every one is closed when the test ends."""
+    factory = ServiceFactory(confdir)
+    yield factory
+    factory.close()
 
 
 def edit_yaml(path: Path, fn) -> None:  # type: ignore[no-untyped-def]
