@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from datetime import datetime, tzinfo
 
 _PHONE = re.compile(r"(\+?86)?(1[3-9]\d)(\d{4})(\d{4})")
 _BEARER = re.compile(r"(?i)(bearer\s+|token[=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
@@ -35,9 +36,27 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+_town_tz: tzinfo | None = None
+
+
+def set_timezone(tz: tzinfo | None) -> None:
+    """Log times in the town's zone from now on (a default Docker container's zone is UTC)."""
+    global _town_tz
+    _town_tz = tz
+
+
+class TownTimeFormatter(logging.Formatter):
+    """``asctime`` in the configured town's zone, with its offset, whatever the host's zone."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        when = datetime.fromtimestamp(record.created, _town_tz) if _town_tz else \
+            datetime.fromtimestamp(record.created).astimezone()
+        return when.strftime(datefmt or "%Y-%m-%d %H:%M:%S") + f",{int(record.msecs):03d}{when:%z}"
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(TownTimeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

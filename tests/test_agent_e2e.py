@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -226,3 +227,7 @@ def test_builtin_agent_plays_and_stop_is_prompt_with_long_polls_open(tmp_path: P
     log = st.log.read_text()
     assert "Traceback" not in log and "stopped" in log
     assert log.count("reported played") == 1
+    # Times in the town's zone whatever the host's (this machine's is UTC, like a container's):
+    # the agent's console line and every log line.
+    assert f"将于 {start:%m-%d} 19:30:00 播放" in log
+    assert re.search(rf"^{start:%Y-%m-%d} 19:2\d:\d\d,\d{{3}}\+0800 INFO", log, re.M), log[:500]

@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,28 @@ import requests
 
 from broadcaster.agent.players import Player
 from broadcaster.errors import AgentError
+from broadcaster.logutil import set_timezone
 from broadcaster.timeutil import Clock
 
 log = logging.getLogger("broadcaster.agent")
 
 
+_town_tz: tzinfo | None = None  # learnt from the server's commands (their offsets are the town's)
+
+
 def say(msg: str) -> None:
-    """A console line for the village operator (Chinese), with the local time."""
-    print(f"{datetime.now():%H:%M:%S} {msg}", flush=True)
+    """A console line for the village operator (Chinese), with the town's time: the PC's own
+    zone may be anything (a fresh Windows install, a container in UTC)."""
+    now = datetime.now(_town_tz) if _town_tz else datetime.now()
+    print(f"{now:%H:%M:%S} {msg}", flush=True)
+
+
+def _learn_zone(play_at: datetime) -> None:
+    """The server sends times with the town's offset: show and log times in that zone."""
+    global _town_tz
+    if play_at.tzinfo is not None and _town_tz is None:
+        _town_tz = play_at.tzinfo
+        set_timezone(_town_tz)
 
 
 def _parse(ts: str) -> datetime:
@@ -143,6 +157,7 @@ class Agent:
                     continue
                 self.commands[key] = {**c, "done": None}
                 when = _parse(c["play_at"])
+                _learn_zone(when)
                 log.info("command %s: play at %s (expires %s)", key, c["play_at"], c["expires_at"])
                 # The server's offset is the town's: shown as the town's time whatever this PC's zone.
                 say(f"收到播放任务 #{key}，将于 {when:%m-%d %H:%M:%S} 播放 {c.get('repeat', 1)} 遍。")

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from broadcaster.config import Config, load_config
+from broadcaster.logutil import set_timezone
 
 if TYPE_CHECKING:
     from broadcaster.runtime.service import Service
@@ -17,6 +18,7 @@ EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 def load(args: argparse.Namespace) -> Config:
     """The validated configuration named by ``-c`` (warnings printed); ConfigError otherwise."""
     cfg = load_config(args.config)
+    set_timezone(cfg.tz)  # log lines in the town's time, whatever the host's zone
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return cfg
