@@ -11,7 +11,7 @@ import pytest
 from broadcaster.config import load_config
 from broadcaster.ledger import Delivery
 from broadcaster.runtime.service import Service
-from broadcaster.timeutil import FakeClock
+from broadcaster.timeutil import Clock
 from tests.conftest import edit_yaml
 from tests.doubles.faults import FaultPlan
 from tests.doubles.twilio import TwilioDouble
@@ -33,15 +33,15 @@ def use_twilio(confdir: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None
                 "from": "+15005550006", "base_url": url, "timeout_s": 5}))
 
 
-def poll_and_settle(confdir: Path, clock: FakeClock, timeout: float = 20):  # type: ignore[no-untyped-def]
-    """Poll, then keep dispatching (real time for retries) until this alert's SMS are final."""
+def poll_and_settle(confdir: Path, clock: Clock, timeout: float = 20):  # type: ignore[no-untyped-def]
+    """Poll, then keep dispatching (on the wall clock: retries wait in real time) until this
+    alert's SMS are final."""
     svc = Service(load_config(confdir / "broadcaster.yaml"), clock=clock)
     try:
         report = svc.poll()
         if report.created:
             deadline = time.monotonic() + timeout
             while svc.ledger.reads.open_count([report.alert_id], "sms") and time.monotonic() < deadline:
-                clock.set(max(clock.now(), _real_now()))
                 svc.dispatcher.drain([report.alert_id], timeout=5)
                 time.sleep(0.05)
         with svc.ledger.reader() as s:
@@ -51,20 +51,14 @@ def poll_and_settle(confdir: Path, clock: FakeClock, timeout: float = 20):  # ty
         svc.close()
 
 
-def _real_now():  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    # Tonight as the real clock sees it, so that retries can wait in real time.
-    now = _real_now()
-    return FakeClock(now)
+def clock() -> Clock:
+    # The wall clock (the session's, under BROADCASTER_TEST_AT): retries wait in real time, and a
+    # Retry-After is measured on the same clock the double's arrival times are.
+    return Clock()
 
 
-def test_one_post_per_recipient_then_nothing_then_escalation(confdir: Path, clock: FakeClock,
+def test_one_post_per_recipient_then_nothing_then_escalation(confdir: Path, clock: Clock,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["schedule"].update(season={"start": "01-01", "end": "12-31"}))
     with TwilioDouble(account_sid=SID, auth_token=TOKEN) as tw:
@@ -93,7 +87,7 @@ def test_one_post_per_recipient_then_nothing_then_escalation(confdir: Path, cloc
         assert len(fives) == 6 and len({r.to for r in fives}) == 6
 
 
-def test_basic_auth_header_is_the_account(confdir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_basic_auth_header_is_the_account(confdir: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     """The double checks Basic auth; a wrong token is a permanent 401 (20003) for every message."""
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["schedule"].update(season={"start": "01-01", "end": "12-31"}))
     with TwilioDouble(account_sid=SID, auth_token="another-token") as tw:
@@ -105,7 +99,7 @@ def test_basic_auth_header_is_the_account(confdir: Path, clock: FakeClock, monke
     assert base64.b64encode(f"{SID}:{TOKEN}".encode())  # the form the SDK sends
 
 
-def test_21211_fails_one_and_429_is_retried(confdir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_21211_fails_one_and_429_is_retried(confdir: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["schedule"].update(season={"start": "01-01", "end": "12-31"}))
     faults = FaultPlan(retry_after_s=1, scripts={"+8615000150002": [429]})
     with TwilioDouble(account_sid=SID, auth_token=TOKEN, faults=faults, errors={"+8613900139001": 21211}) as tw:
