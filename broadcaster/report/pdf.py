@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from fpdf.enums import MethodReturnValue, WrapMode
 from fpdf.fonts import FontFace
 
 from broadcaster.report import labels as L
-from broadcaster.report.fonts import cjk_font_path
+from broadcaster.fonts import cjk_font_path
 from broadcaster.report.model import IncidentRow, WeekReport
 
 FONT = "NotoSansSC"
@@ -47,6 +48,8 @@ CELL_PAD = 1.4  # mm left and right of a table cell's text
 MAX_CELL_LINES = 40  # a page holds about 55 table lines
 
 _MPL_LOCK = threading.Lock()
+# fpdf2's font subsetting logs every glyph list at INFO: a page of noise per report.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 # A column: header, width in mm, alignment (L, R or C).
 Column = tuple[str, float, str]
