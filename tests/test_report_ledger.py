@@ -220,3 +220,19 @@ def test_cli_writes_the_files_and_names_bad_options(week: tuple[Service, dict[st
     with pytest.raises(SystemExit) as e:
         main(["report", "-c", cfg, "--format", "doc"])
     assert e.value.code == 2 and "--format" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_the_same_week_on_postgresql(ledger_url: str, confdir: Path, make_service: Any) -> None:
+    """Every section's query on PostgreSQL (the module's week is on SQLite): same numbers."""
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(database=ledger_url))
+    feed = use_file_feed(confdir)
+    svc = make_service(at=local(2026, 11, 22, 12))
+    ids = build_week(svc, feed)
+    r = build_report(svc.cfg, svc.ledger, period_from_options(W48, None, None, MONDAY), FRIDAY_1500)
+    assert {g.group: (g.sent, g.delivered, g.failed, g.reasons) for g in r.sms_by_group} == EXPECTED_SMS
+    assert {p.village: (p.played, p.failed, p.expired, p.withdrawn) for p in r.plays_by_village} == EXPECTED_PLAYS
+    assert {n.night.isoformat(): n.level for n in r.nights} == NIGHT_LEVELS
+    assert [(b.id, b.status) for b in r.broadcasts] == [(ids["broadcast"], "cancelled"), (ids["broadcast2"], "done")]
+    assert [e.kind for e in r.escalations] == ["deadline"] and len(r.feed_failures) == 1
+    assert [(i.id, i.affected, len(i.corrections)) for i in r.incidents] == [(ids["incident"], 3, 1)]

@@ -181,13 +181,14 @@ class ReportReads:
         def n(cond: Any) -> Any:
             return func.sum(case((cond, 1), else_=0))
 
-        q = (select(func.coalesce(d.village_id, ""), n(d.state == "played"), n(d.state == "failed"),
+        q = (select(d.village_id, n(d.state == "played"), n(d.state == "failed"),
                     n(d.state == "expired"), n(and_(d.state == "cancelled", d.withdrawal == "done")))
              .select_from(d).join(Alert, Alert.id == d.alert_id)
              .where(d.channel == "speaker", self._of_period(start, end))
-             .group_by(func.coalesce(d.village_id, "")).order_by(func.coalesce(d.village_id, "")))
+             .group_by(d.village_id))
         with self._ledger.reader() as s:
-            return [(v, int(a or 0), int(b or 0), int(c or 0), int(w or 0)) for v, a, b, c, w in s.execute(q)]
+            return sorted((v or "", int(a or 0), int(b or 0), int(c or 0), int(w or 0))
+                          for v, a, b, c, w in s.execute(q))
 
     # ------------------------------------------------------------ broadcasts
 
