@@ -205,3 +205,33 @@ def test_the_console_lists_every_week_for_download(confdir: Path, make_service: 
     assert api.get("/api/v1/reports/" + quote("周报-2026-11-23_2026-11-24.pdf")).status_code == 401
     r = api.get("/api/v1/reports/" + quote("周报-2026-11-23_2026-11-24.pdf"), headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.content.startswith(b"%PDF") and r.headers["content-type"] == "application/pdf"
+
+
+def test_report_and_smtp_settings_are_checked(confdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from broadcaster.cli import main
+
+    path = str(confdir / "broadcaster.yaml")
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(
+        report={"at": "Friday 3pm", "email": ["zhenzhang.xx.gov.cn"], "chats": ["town-wecom"]}))
+    assert main(["check", "-c", path]) == 2
+    err = capsys.readouterr().err
+    assert "broadcaster.yaml: report.at: 'Friday 3pm' is not a weekday and time such as \"FRI 15:00\"" in err
+    assert "broadcaster.yaml: report.email[0]: 'zhenzhang.xx.gov.cn' is not an e-mail address" in err
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(
+        report={"at": "fri 15:00", "email": ["zhenzhang@xx.gov.cn"], "chats": ["town-wecom"]}))
+    assert main(["check", "-c", path]) == 2
+    err = capsys.readouterr().err
+    assert "report.email: sending the report by e-mail needs an `smtp` section" in err
+    assert re.search(r"warning: \S*broadcaster.yaml: report.chats: group chats are not available", err)
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(
+        smtp={"host": "smtp.xx.gov.cn", "username": "station", "from": "station@xx.gov.cn"}))
+    assert main(["check", "-c", path]) == 2
+    assert "smtp.password: give the password of `smtp.username`" in capsys.readouterr().err
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d["smtp"].update(password="${SMTP_PASSWORD}"))
+    edit_yaml(confdir / "directory.yaml", lambda d: d.update(
+        contacts=[c for c in d["contacts"] if "leaders" not in c["groups"]]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SMTP_PASSWORD", PASSWORD)
+        assert main(["check", "-c", path]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"warning: \S*directory.yaml: contacts: no contact is in group `leaders`", err)

@@ -38,7 +38,8 @@ def build_message(sender: str, to: Sequence[str], subject: str, body: str,
     msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
     msg.set_content(body)
     for path in attachments:
-        kind = XLSX if path.suffix == ".xlsx" else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        kind = XLSX if path.suffix == ".xlsx" else guessed
         maintype, subtype = kind.split("/", 1)
         msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
     return msg
@@ -46,7 +47,8 @@ def build_message(sender: str, to: Sequence[str], subject: str, body: str,
 
 def _connect(cfg: SmtpConfig) -> smtplib.SMTP:
     if cfg.ssl:
-        return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ssl.create_default_context())
+        return smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s,
+                                context=ssl.create_default_context())
     smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
     if cfg.starttls:
         smtp.starttls(context=ssl.create_default_context())
@@ -70,11 +72,13 @@ def send_mail(cfg: SmtpConfig, to: Sequence[str], subject: str, body: str,
         raise PermanentError(f"{where}: 所有收件人被拒绝 / every recipient refused: "
                              + "; ".join(f"{a}: {c}" for a, (c, _m) in exc.recipients.items())) from exc
     except ssl.SSLCertVerificationError as exc:
-        raise PermanentError(f"{where}: 服务器证书无效 / the server's certificate failed: {exc.verify_message}") from exc
+        raise PermanentError(f"{where}: 服务器证书无效 / the server's certificate failed: "
+                             f"{exc.verify_message}") from exc
     except smtplib.SMTPNotSupportedError as exc:
         raise PermanentError(f"{where}: {exc} (starttls or login not offered by the server)") from exc
     except smtplib.SMTPResponseException as exc:
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        raw = exc.smtp_error
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         cls = TransientError if 400 <= exc.smtp_code < 500 else PermanentError
         raise cls(f"{where}: {exc.smtp_code} {text}", code=exc.smtp_code) from exc
     except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from broadcaster.config.models import ClipTemplate
 from broadcaster.config.paths import display
+from broadcaster.config.roster import LEADERS
 from broadcaster.errors import Problem
 from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
 
@@ -70,9 +71,6 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
     return out
 
 
-INCIDENT_GROUP = "leaders"
-
-
 def _report_checks(cfg: "Config", main_file: str, dir_file: str) -> list[Problem]:
     """The weekly report's delivery and the incident SMS (A14)."""
     out: list[Problem] = []
@@ -85,7 +83,7 @@ def _report_checks(cfg: "Config", main_file: str, dir_file: str) -> list[Problem
     if s.smtp is not None and s.smtp.username and not s.smtp.password:
         out.append(Problem(main_file, "smtp.password", "give the password of `smtp.username` "
                            "(from the environment: password: ${SMTP_PASSWORD})"))
-    if not any(INCIDENT_GROUP in c.groups for c in cfg.directory.contacts):
-        out.append(Problem(dir_file, "contacts", f"no contact is in group `{INCIDENT_GROUP}`: incident "
+    if not any(LEADERS in c.groups for c in cfg.directory.contacts):
+        out.append(Problem(dir_file, "contacts", f"no contact is in group `{LEADERS}`: incident "
                            "reports (事故上报) are recorded but reach nobody by SMS", warning=True))
     return out

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 _said = False
 
 
-def to_chats(chat_ids: Sequence[str], text: str, files: Sequence[Path] = (), link: str | None = None) -> list[str]:
+def to_chats(chat_ids: Sequence[str], text: str, files: Sequence[Path] = (),
+             link: str | None = None) -> list[str]:
     """Hand ``text`` (and ``files``, or ``link`` where a chat takes no files) to the chats
     ``chat_ids``; returns the ids it was handed to. No chat channel exists yet: nothing is sent."""
     global _said

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.config import Config
 from broadcaster.config.models import Contact
+from broadcaster.config.roster import LEADERS
 from broadcaster.errors import InputError, NotFound
 from broadcaster.flows.handoff import to_chats
 from broadcaster.flows.report import INCIDENT_FIELDS, correction_text, incident_values
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named he
 
 log = logging.getLogger(__name__)
 
-LEADERS = "leaders"
 MAX_TEXT = 2000
 MAX_PERSONS = 10_000
 MAX_AGE = timedelta(days=366)
@@ -84,7 +84,8 @@ def _count(field: str, value: Any) -> int:
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PERSONS:
         name = INCIDENT_FIELDS[field]
-        raise InputError(field, f"{name}应为 0 到 {MAX_PERSONS} 的整数 / {field} must be a whole number 0-{MAX_PERSONS}")
+        raise InputError(field, f"{name}应为 0 到 {MAX_PERSONS} 的整数 / "
+                                f"{field} must be a whole number 0-{MAX_PERSONS}")
     return value
 
 
@@ -182,8 +183,8 @@ class Incidents:
         now = self.svc.now()
         alert, rows, text = None, [], None
         if any(k in f for k in TOLD_AGAIN):
-            text = incident_sms(self.svc.cfg.settings.town, self._village_name(after["village"]), after["affected"],
-                                after["deaths"], correction=True)
+            text = incident_sms(self.svc.cfg.settings.town, self._village_name(after["village"]),
+                                after["affected"], after["deaths"], correction=True)
             alert, rows = self._sms(text, author, now)
         c = IncidentCorrection(incident_id=incident_id, **f, note=note, created_at=now, created_by=author)
         saved = self.svc.ledger.reports.add_correction(c, alert, rows)

@@ -53,7 +53,8 @@ def period_from_options(week: str | None, start: str | None, end: str | None, to
             try:
                 date.fromisoformat(value.strip())
             except ValueError:
-                raise InputError(name, f"日期无效：{value!r}（应为 2026-11-23 这样的格式）/ not a date as YYYY-MM-DD") from None
+                raise InputError(name, f"日期无效：{value!r}（应为 2026-11-23 这样的格式）/ "
+                                       "not a date as YYYY-MM-DD") from None
     if (start is None) != (end is None):
         missing = "--to" if end is None else "--from"
         raise InputError(missing, "日期范围需要同时指定 --from 和 --to / give both --from and --to")
@@ -94,8 +95,8 @@ def build_report(cfg: Config, ledger: Ledger, period: Period, now: datetime) -> 
     r.sms_by_group = _sms(cfg, reads.sms(a, b))
     names = {v.id: v.name for v in cfg.directory.villages}
     order = {vid: i for i, vid in enumerate(names)}  # the directory's order, villages no longer in it last
-    r.plays_by_village = [PlayVillageRow(names.get(v, v or "（未知）"), *n)
-                          for v, *n in sorted(reads.plays(a, b), key=lambda p: (order.get(p[0], len(order)), p[0]))]
+    plays = sorted(reads.plays(a, b), key=lambda p: (order.get(p[0], len(order)), p[0]))
+    r.plays_by_village = [PlayVillageRow(names.get(v, v or "（未知）"), *n) for v, *n in plays]
     r.broadcasts = [
         BroadcastRow(f.id, f.created_at.astimezone(tz), f.author or "", f.approver, f.text or "",
                      f.villages if f.villages == ["all"] else [names.get(v, v) for v in f.villages],

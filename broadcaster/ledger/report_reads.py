@@ -119,10 +119,8 @@ class ReportReads:
         r, a = ReadingRow, Alert
         # The highest valid level of the night (the latest such poll on a tie) and its source; a
         # night whose every poll failed has a row too, with no level.
-        best = (select(r.night, r.level, r.source,
-                       func.row_number().over(partition_by=r.night,
-                                              order_by=(r.level.desc().nulls_last(), r.id.desc())).label("rank"))
-                .where(r.night.between(start, end)).subquery())
+        rank = func.row_number().over(partition_by=r.night, order_by=(r.level.desc().nulls_last(), r.id.desc()))
+        best = select(r.night, r.level, r.source, rank.label("rank")).where(r.night.between(start, end)).subquery()
         open_n = (select(func.count()).select_from(Delivery)
                   .where(Delivery.alert_id == a.id, Delivery.state.in_(OPEN)).scalar_subquery())
         top = (select(a.night, a.id, a.level, a.status, a.superseded_by, open_n.label("open"),
@@ -217,7 +215,8 @@ class ReportReads:
         """``(channel, target, sent, failed)`` for every channel other than SMS and loudspeakers
         (``chat``, ``display`` and what plugins add), so they show as soon as they exist."""
         d = Delivery
-        q = (select(d.channel, d.target, func.count(d.sent_at), func.sum(case((d.state.in_(FAILED), 1), else_=0)))
+        failed = func.sum(case((d.state.in_(FAILED), 1), else_=0))
+        q = (select(d.channel, d.target, func.count(d.sent_at), failed)
              .select_from(d).join(Alert, Alert.id == d.alert_id)
              .where(d.channel.not_in(("sms", "speaker")), self._of_period(start, end))
              .group_by(d.channel, d.target).order_by(d.channel, d.target))
@@ -242,11 +241,13 @@ class ReportReads:
         with self._ledger.reader() as s:
             return [(at, outcomes or [], error) for at, outcomes, error in s.execute(q)]
 
-    def system_alerts(self, start: date, end: date, exclude_prefix: str = "incident:") -> list[SystemAlertFacts]:
+    def system_alerts(self, start: date, end: date,
+                      exclude_prefix: str = "incident:") -> list[SystemAlertFacts]:
         """The service's own notices of the period (deadline escalations, ...) with their SMS counts;
         incidents' SMS (dedupe key ``incident:...``) are shown with the incidents instead."""
         a, d = Alert, Delivery
-        period = and_(a.kind == "system", a.night.between(start, end), ~a.dedupe_key.startswith(exclude_prefix))
+        period = and_(a.kind == "system", a.night.between(start, end),
+                      ~a.dedupe_key.startswith(exclude_prefix))
         sms = (select(d.alert_id, func.count().label("n")).join(a, a.id == d.alert_id)
                .where(period, d.channel == "sms").group_by(d.alert_id).subquery())
         q = (select(a.id, a.created_at, a.rules, a.note, a.dedupe_key, func.coalesce(sms.c.n, 0))

@@ -52,8 +52,8 @@ class Reports:
             # Compare and set on the claim we saw: of two nodes taking over, one wins.
             stale = ReportRecord.claimed_at.is_(None) if row.claimed_at is None else \
                 ReportRecord.claimed_at == row.claimed_at
-            n = s.execute(update(ReportRecord).where(ReportRecord.id == row.id, ReportRecord.sent_at.is_(None),
-                                                     stale).values(claimed_at=now)).rowcount
+            n = s.execute(update(ReportRecord).where(
+                ReportRecord.id == row.id, ReportRecord.sent_at.is_(None), stale).values(claimed_at=now)).rowcount
         return n == 1
 
     def sent(self, period: str, files: list[str], now: datetime, sent_to: dict[str, Any],
@@ -115,7 +115,8 @@ class Reports:
             inc = s.get(Incident, incident_id)
             if inc is None:
                 return None
-            corr = list(s.scalars(select(IncidentCorrection).where(IncidentCorrection.incident_id == incident_id)
+            corr = list(s.scalars(select(IncidentCorrection)
+                                  .where(IncidentCorrection.incident_id == incident_id)
                                   .order_by(IncidentCorrection.id)))
         return inc, corr
 
@@ -126,7 +127,8 @@ class Reports:
             incs = list(s.scalars(select(Incident).order_by(Incident.occurred_at.desc(), Incident.id.desc())
                                   .limit(limit)))
             corr: dict[int, list[IncidentCorrection]] = {i.id: [] for i in incs}
-            for c in s.scalars(select(IncidentCorrection).where(IncidentCorrection.incident_id.in_(list(corr)))
+            for c in s.scalars(select(IncidentCorrection)
+                               .where(IncidentCorrection.incident_id.in_(list(corr)))
                                .order_by(IncidentCorrection.id)):
                 corr[c.incident_id].append(c)
         return [(i, corr[i.id]) for i in incs]

@@ -37,7 +37,8 @@ class ConsoleKit:
             raise _SignIn(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return info
 
-    def page(self, request: Request, name: str, me: SessionInfo, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    def page(self, request: Request, name: str, me: SessionInfo, status_code: int = 200,
+             **ctx: Any) -> HTMLResponse:
         """A template rendered like the console's own pages (town, message, approvals badge)."""
         ctx.update(me=me, town=self.svc.cfg.settings.town, msg=request.query_params.get("msg", ""),
                    approvals=len(views.pending_broadcasts(self.svc)))

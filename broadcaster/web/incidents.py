@@ -47,7 +47,8 @@ def router(svc: Service) -> APIRouter:
     # ---------------------------------------------------------------------- API
 
     @r.post("/api/v1/incidents", status_code=201, tags=["api"])
-    def create(body: dict[str, Any] = Body(..., examples=[EXAMPLE]), p: Principal = operator) -> dict[str, Any]:
+    def create(body: dict[str, Any] = Body(..., examples=[EXAMPLE]),
+               p: Principal = operator) -> dict[str, Any]:
         """Record an incident (audited); group ``leaders`` gets an SMS at once."""
         with _http_errors():
             return incidents.create(body, p.name)
@@ -108,7 +109,8 @@ def router(svc: Service) -> APIRouter:
         return detail_page(request, me, incident_id, {})
 
     @r.post("/incidents/{incident_id}/corrections", include_in_schema=False)
-    async def correction_post(incident_id: Id, request: Request, me: SessionInfo = Depends(kit.user)) -> Response:
+    async def correction_post(incident_id: Id, request: Request,
+                              me: SessionInfo = Depends(kit.user)) -> Response:
         data = await kit.form(request, me)
         values = {k: str(data.get(k, "")) for k in FORM_FIELDS}
         try:

@@ -28,7 +28,8 @@ from broadcaster.web.console_kit import ConsoleKit
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
-MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "pdf": "application/pdf"}
+MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         "pdf": "application/pdf"}
 
 
 def _disposition(name: str) -> str:
@@ -51,8 +52,8 @@ def router(svc: Service) -> APIRouter:
         with tempfile.TemporaryDirectory(prefix="report-") as tmp:
             made = make_report(svc.cfg, svc.ledger, period, svc.now(), Path(tmp), ext)
             data = made.files[0].read_bytes()
-        return Response(data, media_type=MEDIA[ext],
-                        headers={"Content-Disposition": _disposition(f"{stem}.{ext}"), "Cache-Control": "no-store"})
+        headers = {"Content-Disposition": _disposition(f"{stem}.{ext}"), "Cache-Control": "no-store"}
+        return Response(data, media_type=MEDIA[ext], headers=headers)
 
     @r.get("/reports", include_in_schema=False)
     def reports_page(request: Request, me: SessionInfo = Depends(kit.user)) -> HTMLResponse:
