@@ -219,7 +219,9 @@ def test_season_renders_fast(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     write_xlsx(r, tmp_path / "s.xlsx")
     write_pdf(r, tmp_path / "s.pdf")
-    assert time.perf_counter() - t0 < 5.0
+    # The bound for a whole season (bench/report_season.py measures it with the ledger): a
+    # layout that went quadratic would blow it; a busy shared machine alone should not.
+    assert time.perf_counter() - t0 < 10.0
 
 
 def test_report_period() -> None:
