@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError("--out", f"不是目录：{out} / not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("--out", f"无法创建目录 {out}：{exc.strerror} / cannot create it") from None
     ledger = Ledger(cfg.database_url)
     try:
         made = make_report(cfg, ledger, period, now, out, args.format)
@@ -43,14 +46,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _when() -> str:
-    return datetime.now().strftime("%Y-W%V")
-
-
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add ``broadcaster report``."""
     sp = add("report", cmd_report, "the weekly report (周报) as .xlsx and .pdf (A14)")
-    sp.add_argument("--week", help=f"ISO week, e.g. {_when()} (default: this week)")
+    sp.add_argument("--week", help="ISO week, e.g. 2026-W48 (default: this week so far)")
     sp.add_argument("--from", dest="start", metavar="D", help="first day, YYYY-MM-DD (with --to)")
     sp.add_argument("--to", dest="end", metavar="D", help="last day, YYYY-MM-DD (with --from)")
     sp.add_argument("--format", choices=["xlsx", "pdf", "both"], default="both", help="default both")
