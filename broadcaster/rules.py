@@ -25,6 +25,7 @@ class SmsPlan:
     village_id: str | None
     rule: str
     body: str
+    group: str | None = None  # the directory group it is sent for: the first of the rule's the contact is in
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def decide(
             if c.phone in unreachable:
                 d.held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            d.sms.append(SmsPlan(c.name, c.phone, c.village, rule.name, body))
+            group = next(g for g in rule.sms.groups if g in c.groups)
+            d.sms.append(SmsPlan(c.name, c.phone, c.village, rule.name, body, group))
 
     villages = cfg.villages
     seen_slots: set[tuple[str, datetime]] = set()

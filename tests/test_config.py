@@ -21,6 +21,7 @@ PROD_ENV = {
     "QWEATHER_KEY": "qkey",
     "QWEATHER_API_HOST": "http://127.0.0.1:9",
     "OPEN_METEO_BASE_URL": "http://127.0.0.1:9",
+    "SMTP_PASSWORD": "smtp-secret",
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from broadcaster.publish import levels
-from broadcaster.publish.fonts import cjk_font_path
+from broadcaster.fonts import cjk_font_path
 from broadcaster.publish.poster import (
     CARD_BOTTOM,
     CARD_TOP,

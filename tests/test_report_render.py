@@ -1,7 +1,8 @@
 """The weekly report's renderers (issue 16, DESIGN A14): workbook and PDF from a WeekReport.
 
 The PDF checks use poppler-utils (pdftotext, pdffonts, pdftoppm); tests/install-report-tools.sh
-installs them. Without them those tests skip and say so.
+installs them. Without them those tests skip and say so (and fail in CI, where .ci/run sets
+BROADCASTER_REQUIRE_SERVICES).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from broadcaster.report.model import (
 )
 from broadcaster.report.pdf import write_pdf
 from broadcaster.report.xlsx import write_xlsx
+from tests.conftest import unavailable
 
 TZ = ZoneInfo("Asia/Shanghai")
 TOWN = "石门镇"
@@ -93,8 +95,8 @@ def sample_report() -> WeekReport:
 
 def need_poppler() -> None:
     missing = [t for t in POPPLER if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"poppler-utils missing ({', '.join(missing)}): run tests/install-report-tools.sh")
+    if missing:  # CI (BROADCASTER_REQUIRE_SERVICES) fails instead of skipping
+        unavailable(f"poppler-utils missing ({', '.join(missing)}): run tests/install-report-tools.sh")
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -217,7 +219,9 @@ def test_season_renders_fast(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     write_xlsx(r, tmp_path / "s.xlsx")
     write_pdf(r, tmp_path / "s.pdf")
-    assert time.perf_counter() - t0 < 5.0
+    # The issue's bound for a whole season (bench/report_season.py measures it with the ledger): a
+    # layout that went quadratic would blow it; a busy shared machine alone should not.
+    assert time.perf_counter() - t0 < 10.0
 
 
 def test_report_period() -> None:

@@ -1,7 +1,7 @@
 """The ``broadcaster`` command (DESIGN A3). The only place that turns errors into exit codes.
 
 Each command group is a module with a ``register(sub, add)``: ``core`` (run, check, poll,
-simulate, status), ``admin`` (broadcast, token, user) and ``agent``.
+simulate, status), ``admin`` (broadcast, token, user), ``agent``, ``db`` and ``report``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from broadcaster.cli import admin, agent, core, db
+from broadcaster.cli import admin, agent, core, db, report
 from broadcaster.cli.common import EXIT_FAIL, EXIT_INVALID, EXIT_OK
 from broadcaster.errors import BroadcasterError, ConfigError, InputError
 from broadcaster.logutil import setup_logging
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         return sp
 
-    for module in (core, agent, admin, db):
+    for module in (core, agent, admin, db, report):
         module.register(sub, add)
     return p
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from broadcaster.config.models import ClipTemplate
 from broadcaster.config.paths import display
+from broadcaster.config.roster import LEADERS
 from broadcaster.errors import Problem
 from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
 
@@ -66,4 +67,23 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
     a = cfg.settings.audio
     if a.chime is not None and not cfg.resolve(a.chime).is_file():
         out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))
+    out.extend(_report_checks(cfg, main_file, dir_file))
+    return out
+
+
+def _report_checks(cfg: "Config", main_file: str, dir_file: str) -> list[Problem]:
+    """The weekly report's delivery and the incident SMS (A14)."""
+    out: list[Problem] = []
+    s = cfg.settings
+    if s.report is not None and s.report.email and s.smtp is None:
+        out.append(Problem(main_file, "report.email", "sending the report by e-mail needs an `smtp` section"))
+    if s.report is not None and s.report.chats:
+        out.append(Problem(main_file, "report.chats", "group chats are not available in this release: "
+                           "the report goes by e-mail only and is listed in the console", warning=True))
+    if s.smtp is not None and s.smtp.username and not s.smtp.password:
+        out.append(Problem(main_file, "smtp.password", "give the password of `smtp.username` "
+                           "(from the environment: password: ${SMTP_PASSWORD})"))
+    if not any(LEADERS in c.groups for c in cfg.directory.contacts):
+        out.append(Problem(dir_file, "contacts", f"no contact is in group `{LEADERS}`: incident "
+                           "reports (事故上报) are recorded but reach nobody by SMS", warning=True))
     return out

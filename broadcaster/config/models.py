@@ -7,6 +7,7 @@ the model by ``type`` so that error paths stay exactly as the user wrote them.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from datetime import time
@@ -128,6 +129,65 @@ class HttpConfig(Strict):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _email(v: Any) -> str:
+    if not isinstance(v, str) or not _EMAIL.match(v.strip()):
+        raise ValueError(f"{v!r} is not an e-mail address")
+    return v.strip()
+
+
+Email = Annotated[str, BeforeValidator(_email)]
+
+
+@dataclass(frozen=True)
+class WeeklyTime:
+    """A moment of every week: ISO weekday (1 = Monday) and local time of day."""
+
+    weekday: int
+    time: time
+
+    def __str__(self) -> str:
+        return f"{WEEKDAYS[self.weekday - 1]} {self.time:%H:%M}"
+
+
+def _weekly(v: Any) -> WeeklyTime:
+    if isinstance(v, WeeklyTime):
+        return v
+    parts = v.split() if isinstance(v, str) else []
+    if len(parts) != 2 or parts[0].upper() not in WEEKDAYS:
+        raise ValueError(f"{v!r} is not a weekday and time such as \"FRI 15:00\" "
+                         f"(days: {', '.join(WEEKDAYS)})")
+    return WeeklyTime(WEEKDAYS.index(parts[0].upper()) + 1, parse_hhmm(parts[1]))
+
+
+Weekly = Annotated[WeeklyTime, BeforeValidator(_weekly)]
+
+
+class ReportSchedule(Strict):
+    """``report``: the Friday report (A14), made at ``at`` and sent to ``email`` and ``chats``."""
+
+    at: Weekly = Field(default_factory=lambda: _weekly("FRI 15:00"))
+    format: Literal["xlsx", "pdf", "both"] = "both"
+    email: list[Email] = []
+    chats: list[str] = []  # chat ids (A12); chats come with issue 14, until then nothing is sent there
+
+
+class SmtpConfig(Strict):
+    """``smtp``: the mail server the report is sent through (password from the environment)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    from_: Email = Field(alias="from")
+    starttls: bool = True  # upgrade a plain connection (port 587); ``ssl`` is TLS from the start
+    ssl: bool = False  # port 465
+    timeout_s: float = Field(default=30, gt=0, le=300)
+
+
 class Settings(Strict):
     """``broadcaster.yaml``. ``feed`` is validated separately (per source type)."""
 
@@ -142,6 +202,8 @@ class Settings(Strict):
     sms: SmsConfig = SmsConfig()
     audio: AudioConfig = AudioConfig()
     http: HttpConfig = HttpConfig()
+    report: ReportSchedule | None = None
+    smtp: SmtpConfig | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -230,8 +230,10 @@ class Broadcasts:
             if c.phone in unreachable:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
+            group = next(g for g in a.sms_groups or [] if g in c.groups)
             rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village, body=a.sms_text,
-                                kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now))
+                                kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now,
+                                group=group))
         expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)
         for vid in a.villages or []:
             for sc in cfg.speakers_of(vid):

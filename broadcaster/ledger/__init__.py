@@ -1,7 +1,8 @@
 """The ledger (SQLAlchemy 2): readings, alerts, deliveries, audit; the source of truth.
 
 The only package that imports sqlalchemy: everything else asks :class:`Ledger` and its owners
-(``ledger.deliveries``, ``ledger.reads``, ``ledger.people``).
+(``ledger.deliveries``, ``ledger.reads``, ``ledger.people``, ``ledger.report_reads``,
+``ledger.reports``).
 """
 
 from broadcaster.ledger.models import (
@@ -13,7 +14,10 @@ from broadcaster.ledger.models import (
     ContactFlag,
     Delivery,
     EndpointContact,
+    Incident,
+    IncidentCorrection,
     ReadingRow,
+    ReportRecord,
 )
 from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, play_row, sms_row
 from broadcaster.ledger.schema import SchemaError, SchemaOutOfDate
@@ -21,5 +25,6 @@ from broadcaster.ledger.store import Ledger, upgrade_schema
 from broadcaster.ledger.transitions import FINAL, OPEN, STATES, TRANSITIONS
 
 __all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "Alert", "ApiToken", "AuditEntry", "ConsoleSession",
-           "ConsoleUser", "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Ledger", "Outcome",
-           "ReadingRow", "Receipt", "SchemaError", "SchemaOutOfDate", "play_row", "sms_row", "upgrade_schema"]
+           "ConsoleUser", "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Incident",
+           "IncidentCorrection", "Ledger", "Outcome", "ReadingRow", "Receipt", "ReportRecord", "SchemaError",
+           "SchemaOutOfDate", "play_row", "sms_row", "upgrade_schema"]

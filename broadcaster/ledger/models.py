@@ -136,6 +136,10 @@ class Delivery(Base):
     # while the send was in flight: the sub-states are documented beside the transition table.
     withdrawal: Mapped[str | None] = mapped_column(String(10))
     updated_at: Mapped[datetime]
+    # The directory group an SMS was sent for (the first of the rule's groups the contact is in),
+    # kept so that the weekly report counts by group as it was, not as the directory is now.
+    # Not ``group``: that is an SQL keyword every hand-written query would have to quote.
+    sms_group: Mapped[str | None] = mapped_column(String(40))
 
 
 class AuditEntry(Base):
@@ -220,3 +224,58 @@ class ContactFlag(Base):
     unreachable: Mapped[bool] = mapped_column(Boolean, default=True)
     reason: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class ReportRecord(Base):
+    """A weekly report made by the schedule (DESIGN A14): which files, and when it was sent.
+
+    One row per period (``周报-2026-W48``): a restart, or a second node, finds it and does not send
+    again. ``claimed_at`` is the lease of the node making it; ``sent_at`` is set once it went out.
+    """
+
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(60), unique=True)  # the file stem
+    start: Mapped[date] = mapped_column(Date)
+    end: Mapped[date] = mapped_column(Date)
+    files: Mapped[list[Any]]  # file names under {data_dir}/reports
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    sent_to: Mapped[dict[str, Any] | None]  # {"email": [...], "refused": {...}, "chats": [...]}
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Incident(Base):
+    """A reported CO-poisoning incident (事故上报, A14). Never updated: corrections are rows of
+    :class:`IncidentCorrection`, so the first record stays as it was reported."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    village: Mapped[str] = mapped_column(String(100))  # village id
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    affected: Mapped[int]
+    deaths: Mapped[int]
+    description: Mapped[str] = mapped_column(Text)
+    measures: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))  # the SMS to `leaders`
+
+
+class IncidentCorrection(Base):
+    """A correction of an incident: the fields it changes (None: unchanged) and why."""
+
+    __tablename__ = "incident_corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    village: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[datetime | None]
+    affected: Mapped[int | None]
+    deaths: Mapped[int | None]
+    description: Mapped[str | None] = mapped_column(Text)
+    measures: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))

@@ -19,11 +19,13 @@ def _new(now: datetime) -> dict[str, Any]:
 
 
 def sms_row(*, phone: str, name: str | None, village_id: str | None, body: str | None, kind: str,
-            due_at: datetime, expires_at: datetime, now: datetime) -> dict[str, Any]:
+            due_at: datetime, expires_at: datetime, now: datetime, group: str | None = None) -> dict[str, Any]:
     """A new SMS delivery (for :meth:`Ledger.create_alert`): one message to one E.164 number from
-    provider ``kind``, sent from ``due_at``, never after ``expires_at``."""
+    provider ``kind``, sent from ``due_at``, never after ``expires_at``; ``group`` is the directory
+    group it is sent for (the weekly report counts by it)."""
     return {"channel": "sms", "kind": kind, "target": phone, "slot": "", "contact_name": name,
-            "village_id": village_id, "body": body, "due_at": due_at, "expires_at": expires_at, **_new(now)}
+            "village_id": village_id, "body": body, "due_at": due_at, "expires_at": expires_at,
+            "sms_group": group, **_new(now)}
 
 
 def play_row(*, speaker_id: str, village_id: str, kind: str, mode: str, sha256: str, ext: str, repeat: int,

@@ -25,6 +25,8 @@ from broadcaster.ledger.db import Database, _engines
 from broadcaster.ledger.models import Alert, AuditEntry, Delivery, EndpointContact, ReadingRow
 from broadcaster.ledger.people import People
 from broadcaster.ledger.reads import Reads
+from broadcaster.ledger.report_reads import ReportReads
+from broadcaster.ledger.reports import Reports
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class Ledger(Database):
         self.deliveries = Deliveries(self)
         self.reads = Reads(self)
         self.people = People(self)
+        self.report_reads = ReportReads(self)  # the weekly report's sections (A14)
+        self.reports = Reports(self)  # scheduled reports' record, incidents
 
     # ------------------------------------------------------------------ alerts
 

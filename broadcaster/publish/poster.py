@@ -2,7 +2,7 @@
 
 1080×1350 portrait (4:5, what phones show full-width in a chat), in the level's colour, with the
 level number large enough to read on a village LED screen. Pillow only; the font is the wheel's
-Noto Sans SC (:mod:`broadcaster.publish.fonts`), bold faked with a stroke.
+Noto Sans SC (:mod:`broadcaster.fonts`), bold faked with a stroke.
 
 The same :class:`PosterInput` always gives the same bytes (no timestamps in the PNG, Pillow's basic
 layout engine rather than raqm, which may or may not be installed), so callers may cache posters
@@ -21,7 +21,7 @@ from functools import cache
 from PIL import Image, ImageDraw, ImageFont
 
 from broadcaster.publish import levels
-from broadcaster.publish.fonts import cjk_font_path
+from broadcaster.fonts import cjk_font_path
 
 WIDTH, HEIGHT = 1080, 1350
 # Bump when the layout changes so cached posters are redrawn.

@@ -30,6 +30,7 @@ SMS_REASONS: dict[str, str] = {
     "cap": "超出发送上限",
     "rejected": "被运营商拒绝",
     "timeout": "超时",
+    "expired": "过期未发出",
     "other": "其他",
 }
 ESCALATION_KINDS: dict[str, str] = {

@@ -11,8 +11,10 @@ Why fpdf2 and not matplotlib's PdfPages: the only CJK font we ship is Noto Sans 
   "Mismatch between font type and embedded font file".
 - fpdf2 ``add_font(otf)``: subset embedded as ``CID Type 0C`` with a ToUnicode map (pdffonts:
   emb yes, sub yes, uni yes), pdftotext returns the Chinese text and every digit, no warnings.
-  fpdf2 also has tables that break across pages and repeat their header, wrap long text, and
-  footers for page numbers, which PdfPages would need us to write by hand.
+  fpdf2 also breaks CJK text into lines, measures it, and has footers for page numbers, which
+  PdfPages would need us to write by hand. (Its ``table()`` lays every cell out twice, so the
+  section tables are drawn row by row in :meth:`_ReportPDF.grid`, with the header repeated on
+  every page.)
 
 So the text and tables are fpdf2's; the nightly chart is drawn by matplotlib to SVG with text
 as paths (``svg.fonttype: path``, no second font in the PDF) and placed by fpdf2 as vectors.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -33,7 +36,7 @@ from fpdf.enums import MethodReturnValue, WrapMode
 from fpdf.fonts import FontFace
 
 from broadcaster.report import labels as L
-from broadcaster.report.fonts import cjk_font_path
+from broadcaster.fonts import cjk_font_path
 from broadcaster.report.model import IncidentRow, WeekReport
 
 FONT = "NotoSansSC"
@@ -44,9 +47,12 @@ TOTAL_FILL = (245, 245, 245)
 GREY = (97, 97, 97)
 TABLE_PT = 9.0
 CELL_PAD = 1.4  # mm left and right of a table cell's text
+CELL_PAD_V = 0.9  # mm above and below it
 MAX_CELL_LINES = 40  # a page holds about 55 table lines
 
 _MPL_LOCK = threading.Lock()
+# fpdf2's font subsetting logs every glyph list at INFO: a page of noise per report.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 # A column: header, width in mm, alignment (L, R or C).
 Column = tuple[str, float, str]
@@ -99,49 +105,78 @@ class _ReportPDF(FPDF):
 
     def grid(self, cols: Sequence[Column], rows: Sequence[Sequence[str]],
              fills: Sequence[dict[int, str]] | None = None, total: Sequence[str] | None = None) -> None:
-        """A table with a repeated header; ``fills`` colours single cells (hex) per row."""
+        """A table with a repeated header; ``fills`` colours single cells (hex) per row.
+
+        Drawn row by row here rather than with fpdf2's ``table()``, which lays every cell out
+        twice with a full line-breaking pass: a season's report (180 nights, 500 broadcasts) took
+        three times as long. A cell that fits its width is measured by its width alone.
+        """
         if not rows:
             self.paragraph(self.report.none_text, TABLE_PT + 1, GREY)
             return
         self.set_font(FONT, size=TABLE_PT)
-        with self.table(col_widths=[c[1] for c in cols], width=WIDTH, align="LEFT",
-                        text_align=[c[2] for c in cols], line_height=TABLE_PT * 0.5,
-                        padding=(0.9, CELL_PAD), wrapmode=WrapMode.CHAR, v_align="MIDDLE",
-                        headings_style=FontFace(emphasis="", fill_color=HEAD_FILL)) as table:
-            table.row([c[0] for c in cols])
-            for i, full in enumerate(rows):
-                cell_fills = fills[i] if fills else {}
-                for values in self._fit(cols, full):
-                    row = table.row()
-                    for j, value in enumerate(values):
-                        fill = cell_fills.get(j)
-                        style = (FontFace(color=_rgb(L.text_colour_on(fill)),
-                                          fill_color=_rgb(fill)) if fill else None)
-                        row.cell(value, style=style)
-            if total is not None:
-                table.row(list(total), style=FontFace(fill_color=TOTAL_FILL))
+        header = self._lines(cols, [c[0] for c in cols])
+        head_fill = {j: HEAD_FILL for j in range(len(cols))}
+        self._draw(cols, header, head_fill, header)
+        for i, values in enumerate(rows):
+            cell_fills = {j: _rgb(f) for j, f in (fills[i] if fills else {}).items()}
+            for part in self._fit(self._lines(cols, values)):
+                self._draw(cols, part, cell_fills, header)
+        if total is not None:
+            self._draw(cols, self._lines(cols, total), {j: TOTAL_FILL for j in range(len(cols))}, header)
+        self.set_text_color(0)
         self.ln(1)
 
-    def _fit(self, cols: Sequence[Column], values: Sequence[str]) -> list[list[str]]:
-        """``values`` as one row, or as several when a cell is longer than a page can hold.
-
-        fpdf2 refuses a row taller than the page (an incident's account has no length limit),
-        so such a cell continues in the following rows. Only long texts are measured: measuring
-        every cell would double the time of a season's report.
-        """
-        chunks: list[list[str]] = []
+    def _lines(self, cols: Sequence[Column], values: Sequence[str]) -> list[list[str]]:
+        """Each cell's text as the lines it takes in its column (wrapped at any character)."""
+        out = []
         for (_, width, _), text in zip(cols, values, strict=True):
             inner = width - 2 * CELL_PAD
-            if len(text) <= inner / (TABLE_PT * 0.3528) * MAX_CELL_LINES * 0.8:
-                chunks.append([text])
+            if "\n" not in text and self.get_string_width(text) <= inner:
+                out.append([text])
                 continue
             lines: list[str] = self.multi_cell(  # type: ignore[assignment]
                 inner, 1, text, dry_run=True, output=MethodReturnValue.LINES,
                 wrapmode=WrapMode.CHAR, padding=0)
-            chunks.append(["\n".join(lines[k:k + MAX_CELL_LINES])
-                           for k in range(0, len(lines), MAX_CELL_LINES)])
-        height = max(len(c) for c in chunks)
-        return [[c[k] if k < len(c) else "" for c in chunks] for k in range(height)]
+            out.append(lines or [""])
+        return out
+
+    @staticmethod
+    def _fit(cells: list[list[str]]) -> list[list[list[str]]]:
+        """One row, or several when a cell has more lines than a page holds (an incident's
+        account has no length limit): such a cell continues in the following rows."""
+        height = max(len(c) for c in cells)
+        if height <= MAX_CELL_LINES:
+            return [cells]
+        return [[c[k:k + MAX_CELL_LINES] or [""] for c in cells] for k in range(0, height, MAX_CELL_LINES)]
+
+    def _draw(self, cols: Sequence[Column], cells: list[list[str]], fills: dict[int, tuple[int, int, int]],
+              header: list[list[str]]) -> None:
+        """One row at the current position (on a new page, under the header again, when it does
+        not fit): bordered cells, text centred vertically, aligned per column."""
+        line = TABLE_PT * 0.5
+        height = max(len(c) for c in cells) * line + 2 * CELL_PAD_V
+        if self.get_y() + height > self.page_break_trigger and cells is not header:
+            self.add_page()
+            self.set_font(FONT, size=TABLE_PT)
+            self._draw(cols, header, {j: HEAD_FILL for j in range(len(cols))}, header)
+        x, y = self.l_margin, self.get_y()
+        for j, ((_, width, align), lines) in enumerate(zip(cols, cells, strict=True)):
+            fill = fills.get(j)
+            if fill:
+                self.set_fill_color(*fill)
+            self.rect(x, y, width, height, style="DF" if fill else "D")
+            self.set_text_color(*(_rgb(L.text_colour_on(_hex(fill))) if fill else (0, 0, 0)))
+            top = y + (height - len(lines) * line) / 2
+            for k, text in enumerate(lines):
+                self.set_xy(x + CELL_PAD, top + k * line)
+                self.cell(width - 2 * CELL_PAD, line, text, align=align)
+            x += width
+        self.set_xy(self.l_margin, y + height)
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
 @functools.cache

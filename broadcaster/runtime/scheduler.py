@@ -14,12 +14,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from broadcaster.errors import PermanentError, TransientError
 from broadcaster.runtime.service import Service
 from broadcaster.flows.deadline import deadline_check
+from broadcaster.flows.report_schedule import send_scheduled
 
 log = logging.getLogger(__name__)
 
 MISFIRE_GRACE_S = 30 * 60
+REPORT_RETRY = timedelta(minutes=15)
 
 
 class Scheduler:
@@ -36,12 +39,24 @@ class Scheduler:
         d = cfg.settings.schedule.deadline
         self.sched.add_job(self.deadline, CronTrigger(hour=d.hour, minute=d.minute, timezone=cfg.tz),
                            id="feed-deadline", name=f"feed deadline {d:%H:%M}", replace_existing=True)
+        report = cfg.settings.report
+        if report is not None:  # the Friday report (A14); start() also catches up a missed one
+            w = report.at
+            self.sched.add_job(self.weekly_report,
+                               CronTrigger(day_of_week=w.weekday - 1, hour=w.time.hour, minute=w.time.minute,
+                                           timezone=cfg.tz),
+                               kwargs={"why": f"at {w}"}, id="weekly-report", name=f"weekly report {w}",
+                               replace_existing=True)
 
     def start(self) -> None:
         self.sched.start()
         # Catch up in a job of its own so that start-up (and /healthz) is not held by the feed.
         self.sched.add_job(self.catch_up, DateTrigger(run_date=datetime.now(self.service.cfg.tz)),
                            id="catch-up", name="catch up", replace_existing=True)
+        if self.service.cfg.settings.report is not None:  # a report.at missed while down, this week
+            self.sched.add_job(self.weekly_report, DateTrigger(run_date=datetime.now(self.service.cfg.tz)),
+                               kwargs={"why": "catch-up"}, id="report-catch-up",
+                               name="weekly report catch up", replace_existing=True)
 
     def shutdown(self) -> None:
         self.sched.shutdown(wait=False)
@@ -86,3 +101,24 @@ class Scheduler:
             return
         log.info("catching up: tonight's poll or alert is missing; polling now")
         self.poll(kind="catch-up")
+
+    def weekly_report(self, why: str = "scheduled") -> None:
+        """This week's report, once (:func:`broadcaster.flows.report_schedule.send_scheduled`); a
+        mail server that is down or busy is tried again every ``REPORT_RETRY`` within the week."""
+        svc = self.service
+        tz = svc.cfg.tz
+        try:
+            send_scheduled(svc, why)
+        except TransientError as exc:
+            now = svc.now()
+            retry_at = now + REPORT_RETRY
+            if retry_at.astimezone(tz).isocalendar()[:2] == now.astimezone(tz).isocalendar()[:2]:
+                log.warning("weekly report: %s; retrying at %s", exc,
+                            retry_at.astimezone(tz).strftime("%a %H:%M"))
+                self.sched.add_job(self.weekly_report, DateTrigger(run_date=retry_at),
+                                   kwargs={"why": "retry"}, id="weekly-report-retry",
+                                   name="weekly report retry", replace_existing=True)
+        except PermanentError:
+            pass  # logged and recorded by send_scheduled; a restart after fixing `smtp` tries again
+        except Exception:  # noqa: BLE001 - a scheduled job must never kill the scheduler
+            log.exception("weekly report failed")

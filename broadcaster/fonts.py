@@ -1,8 +1,11 @@
-"""Where the CJK font lives.
+"""Where the CJK font lives: one function for the poster (``publish``) and the PDF report (``report``).
 
 The font comes from the PyPI wheel ``pylopdf-fonts-zh-cn`` (Noto Sans SC 2.004, SIL OFL 1.1), so
 ``make run`` stays pip-only: no Debian font package and no font file copied into this repository.
-The poster and the PDF report both ask this one function, so switching fonts is one edit.
+
+It is a top-level module in the lowest layer, beside ``timeutil`` and ``net``, because its two
+users are sibling layers that may not import each other (pyproject ``[tool.importlinter]``);
+switching fonts stays one edit.
 """
 
 from __future__ import annotations
