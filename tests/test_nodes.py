@@ -10,6 +10,7 @@ One run, real processes, the real PostgreSQL, the Twilio double at 20 ms, 2,000 
 4. Once every SMS is out and B's claims have lapsed and been taken over, SIGCONT B: it must
    notice it lost the lock and step down, send nothing it had claimed, and not run the 16:30 poll
    again.
+5. Cut A2's lock connection on the server: A2 steps down, one node leads again.
 
 Then: every number got exactly one SMS (the double's own count, including creates whose answer a
 frozen node never read), the ledger says sent for all 2,000, one automatic alert, one 16:30 poll.
@@ -206,6 +207,14 @@ class Failover:
             ledger(self.db, "SELECT state, claimed_by, count(*) FROM deliveries GROUP BY 1, 2")
         time.sleep(3)  # room for a wrongly resumed schedule or a zombie send to show
         assert a2.role() == "leader" and b.proc.poll() is None
+
+        # 5. Cut the leader's lock connection (a DBA, a proxy, a server restart): it steps down
+        # and one of the two leads again; the 16:30 poll is still not run a second time.
+        killed = ledger(self.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                 f" WHERE application_name = 'broadcaster leader {self.name['a2']}'")
+        assert killed == [(True,)]
+        assert wait_for(lambda: "steps down" in a2.tail(100_000), 10, 0.2)
+        assert wait_for(lambda: [a2.role(), b.role()].count("leader") == 1, TAKEOVER_S, 0.2)
 
     def stop_all(self) -> None:
         for n in self.nodes.values():

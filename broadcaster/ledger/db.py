@@ -61,8 +61,10 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 #: libpq settings of every PostgreSQL connection (A15). Keepalives and ``tcp_user_timeout`` let a
 #: node notice within seconds that the server is gone (instead of Linux's two hours); the server-side
 #: keepalives end the session of a node whose host died (its locks and claims are freed); and a
-#: transaction left open by a frozen node (SIGSTOP, a hung VM) is ended after 30 s instead of holding
-#: row locks that every other node's claims would skip.
+#: transaction left idle by a frozen node (SIGSTOP) is ended after 30 s instead of holding row locks
+#: that every other node's claims would skip. (PostgreSQL does not time out a session frozen in the
+#: middle of a pipelined batch, as psycopg's executemany sends it: that transaction ends when its
+#: process runs again or dies; its rows are outcomes of sends that went out, settled then.)
 PG_CONNECT_ARGS: dict[str, Any] = {
     "connect_timeout": 10,
     "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
