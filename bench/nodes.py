@@ -107,11 +107,18 @@ def one(nodes: int, concurrency: int, n: int, twilio: _DoubleProcess, tmp: Path)
                               status="scheduled", created_at=now, created_by="bench"), rows)
         sent = "SELECT count(*) FROM deliveries WHERE state = 'sent'"
         with lg.engine.connect() as c:
-            done = wait_until(lambda: c.execute(sa.text(sent)).scalar_one() >= n, 600, 0.25)
+            done = wait_until(lambda: c.execute(sa.text(sent)).scalar_one() >= n, 120, 0.25)
             wall = time.monotonic() - t0
             first, last = c.execute(sa.text("SELECT min(claimed_at), max(sent_at) FROM deliveries")).one()
-            share = dict(c.execute(sa.text("SELECT claimed_by, count(*) FROM deliveries GROUP BY 1")).all())
+            share = dict(c.execute(sa.text("SELECT claimed_by, count(*) FROM deliveries GROUP BY 1")).all())  # type: ignore[arg-type]
+            states = [tuple(r) for r in c.execute(sa.text(
+                "SELECT state, claimed_by, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2")).all()]
         cpu = [round(cpu_seconds(p.pid) - c0, 1) for p, c0 in zip(procs, cpu0)]
+        if not done:  # keep the nodes' logs for a look
+            kept = Path(tempfile.mkdtemp(prefix="bench-nodes-failed-"))
+            for f in tmp.glob("node-*.log"):
+                shutil.copy(f, kept / f.name)
+            print(f"not all sent: {states}; logs in {kept}", file=sys.stderr, flush=True)
         lg.close()
         stats = twilio.command("stats")
         window = (last - first).total_seconds()

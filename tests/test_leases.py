@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from broadcaster.channels import SendResult
 from broadcaster.dispatch import Dispatcher, Endpoints
@@ -204,3 +206,41 @@ def test_the_last_look_happens_in_the_http_connection() -> None:
         server.shutdown()
         server.server_close()
     assert _Recorder.hits == ["/ok", "/unguarded"]
+
+
+def test_outcomes_the_ledger_could_not_record_are_kept_for_the_next_flush(nodes: tuple[Ledger, Ledger],
+                                                                          tmp_path: Path) -> None:
+    a, _ = nodes
+    sms = _Sms(set())
+    d = Dispatcher(a, _endpoints(sms, tmp_path), FakeClock(NOW), rate_per_s=1000)
+    real, failed = a.deliveries.finish, []
+
+    def finish_failing_once(outcomes):  # type: ignore[no-untyped-def]
+        outcomes = list(outcomes)
+        if outcomes and not failed:
+            failed.append(len(outcomes))
+            raise RuntimeError("deadlock detected")  # PostgreSQL picked this transaction as the victim
+        real(outcomes)
+
+    a.deliveries.finish = finish_failing_once  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            for _ in range(500):
+                d.step()
+                d._wake.wait(0.01)
+        assert d.drain([1], timeout=10)
+    finally:
+        d.stop()
+    assert failed and sorted(sms.sends) == [1, 2, 3, 4]  # each sent once
+    assert {r.state for r in _rows_by_id(a).values()} == {"sent"}  # and every outcome recorded
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)  # SQLite's writers take turns
+def test_a_renewal_skips_rows_being_finished_instead_of_waiting(nodes: tuple[Ledger, Ledger]) -> None:
+    a, _ = nodes
+    jobs = a.deliveries.claim(NOW, 3)
+    with a.engine.connect() as other, other.begin():  # a finish in progress holds the first row
+        other.execute(sa.select(Delivery.id).where(Delivery.id == jobs[0].id).with_for_update())
+        t0 = time.monotonic()
+        assert a.leases.renew(NOW + timedelta(seconds=5)) == {jobs[1].id, jobs[2].id}
+        assert time.monotonic() - t0 < 2  # not blocked (blocked, it could deadlock with the finish)

@@ -301,9 +301,11 @@ class Dispatcher:
     def _flush(self, block: float = 0.0) -> None:
         outcomes: list[Outcome] = []
         done: Counter[tuple[str, str]] = Counter()  # (channel, state) of successful hand-overs
+        items: list[tuple[Any, Any]] = []  # what was taken from the queue, to put back on failure
         try:
             item = self._results.get(timeout=block) if block else self._results.get_nowait()
             while True:
+                items.append(item)
                 job, outcome = item
                 if isinstance(job, _Withdrawal):
                     outcomes.append(withdrawal_outcome(job.job, outcome, self.clock.now()))
@@ -315,7 +317,16 @@ class Dispatcher:
                 item = self._results.get_nowait()
         except queue.Empty:
             pass
-        self.ledger.deliveries.finish(outcomes)
+        try:
+            self.ledger.deliveries.finish(outcomes)
+        except Exception:
+            # Not recorded (the ledger failed, or chose this transaction as a deadlock's victim):
+            # keep them for the next flush. Dropped, their deliveries would stay `sending` under a
+            # lease this node goes on renewing, and nobody would ever settle them.
+            for job, outcome in items:
+                self._inflight[job.channel] += 1
+                self._results.put((job, outcome))
+            raise
         # A summary at most once a second, not a line per message: at 1,000 SMS/s a line each
         # costs more CPU than the ledger does. Each delivery is in the ledger, and at DEBUG here.
         self._recorded.update(done)

@@ -66,10 +66,16 @@ class Leases:
 
     def renew(self, now: datetime) -> set[int]:
         """Extend the lease of every claim this node holds (sends and withdrawals) to
-        ``now + LEASE_S``; returns their ids. A row another node took over is not among them."""
-        stmt = (update(_TABLE)
+        ``now + LEASE_S``; returns their ids. A row another node took over is not among them, nor
+        one whose outcome is being written at this moment."""
+        mine = (select(Delivery.id)
                 .where(or_(Delivery.state == "sending", Delivery.withdrawal == "sending"),
-                       Delivery.claimed_by == self._ledger.node)
+                       Delivery.claimed_by == self._ledger.node))
+        if not self._ledger.is_sqlite:
+            # Rows being finished right now are locked by that transaction, and leave `sending`
+            # with it: skipped, not waited for (waiting, the two updates could deadlock).
+            mine = mine.with_for_update(skip_locked=True)
+        stmt = (update(_TABLE).where(Delivery.id.in_(mine))
                 .values(lease_until=now + timedelta(seconds=self._ledger.lease_s))
                 .returning(Delivery.id))
         with self._ledger.engine.begin() as conn:
