@@ -25,6 +25,7 @@ from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
 from broadcaster.dispatch.pools import TokenBucket, WorkerPool
+from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger, Outcome
 from broadcaster.timeutil import Clock
@@ -98,6 +99,8 @@ class Dispatcher:
         self._next_summary = 0.0
         # channel -> (monotonic, clock) time until which a claim on it is not worth a query
         self._dry: dict[str, tuple[float, datetime]] = {}
+        # Leases of this node's claims and settling of lapsed ones (A15): dispatch/recovery.py.
+        self.recovery = Recovery(ledger, endpoints, self.clock, busy=lambda: any(self._inflight.values()))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -106,6 +109,7 @@ class Dispatcher:
             self.reconcile()
             self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
             self._thread.start()
+            self.recovery.start()
 
     def wake(self) -> None:
         """New work may be due (an alert or broadcast was just created): look at once."""
@@ -116,6 +120,7 @@ class Dispatcher:
         """Let in-flight sends finish (at most ``timeout`` s); unstarted ones go back to pending."""
         self._stop.set()
         self._wake.set()
+        self.recovery.stop()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -241,14 +246,20 @@ class Dispatcher:
             return RELEASE
         try:
             if job.channel == "sms":
-                if not self.bucket.acquire(self._stop):
+                if not self.bucket.acquire(self._stop) or not self.recovery.may_send(job):
                     return RELEASE
-                return self.ep.sms.send(
-                    SmsJob(job.id, job.alert_id, job.target, job.body or "")
-                )
-            return self._play(job)
+                with guarded(lambda: self.recovery.may_send(job)):
+                    return self.ep.sms.send(
+                        SmsJob(job.id, job.alert_id, job.target, job.body or "")
+                    )
+            if not self.recovery.may_send(job):
+                return RELEASE
+            with guarded(lambda: self.recovery.may_send(job)):
+                return self._play(job)
         except ChannelError as exc:
             return exc
+        except LeaseLapsed:  # frozen while preparing the send: nothing went out (recovery.py)
+            return RELEASE
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
@@ -290,9 +301,11 @@ class Dispatcher:
     def _flush(self, block: float = 0.0) -> None:
         outcomes: list[Outcome] = []
         done: Counter[tuple[str, str]] = Counter()  # (channel, state) of successful hand-overs
+        items: list[tuple[Any, Any]] = []  # what was taken from the queue, to put back on failure
         try:
             item = self._results.get(timeout=block) if block else self._results.get_nowait()
             while True:
+                items.append(item)
                 job, outcome = item
                 if isinstance(job, _Withdrawal):
                     outcomes.append(withdrawal_outcome(job.job, outcome, self.clock.now()))
@@ -304,7 +317,16 @@ class Dispatcher:
                 item = self._results.get_nowait()
         except queue.Empty:
             pass
-        self.ledger.deliveries.finish(outcomes)
+        try:
+            self.ledger.deliveries.finish(outcomes)
+        except Exception:
+            # Not recorded (the ledger failed, or chose this transaction as a deadlock's victim):
+            # keep them for the next flush. Dropped, their deliveries would stay `sending` under a
+            # lease this node goes on renewing, and nobody would ever settle them.
+            for job, outcome in items:
+                self._inflight[job.channel] += 1
+                self._results.put((job, outcome))
+            raise
         # A summary at most once a second, not a line per message: at 1,000 SMS/s a line each
         # costs more CPU than the ledger does. Each delivery is in the ledger, and at DEBUG here.
         self._recorded.update(done)
@@ -324,31 +346,6 @@ class Dispatcher:
     # ------------------------------------------------------------ recovery
 
     def reconcile(self) -> int:
-        """Settle deliveries a crash left ``sending`` before anything is re-sent."""
-        jobs = self.ledger.deliveries.in_flight()
-        self.ledger.deliveries.finish([self._reconcile_one(j) for j in jobs])
-        self.ledger.deliveries.requeue_withdrawals(self.clock.now())  # withdrawing twice is harmless
-        if jobs:
-            log.warning("reconciled %d deliveries left in flight by a previous run", len(jobs))
-        return len(jobs)
-
-    def _reconcile_one(self, job: DeliveryJob) -> Outcome:
-        now = self.clock.now()
-        if job.channel == "sms":
-            since = job.claimed_at or now
-            try:
-                sid = self.ep.sms.find_sent(SmsJob(job.id, job.alert_id, job.target, job.body or ""), since)
-            except NotImplementedError:
-                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
-                               error="re-sent after a crash; the provider cannot be asked whether it arrived")
-            except ChannelError as exc:
-                # Cannot ask now: leave it pending; a later start reconciles nothing twice
-                # because the provider's own list is checked again on the next crash only.
-                return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
-                               error=f"reconcile failed: {exc}")
-            if sid:
-                return Outcome(job.id, "reconcile_sent", now, provider_id=sid)
-            return Outcome(job.id, "reconcile_pending", now, due_at=now, attempts=max(0, job.attempts - 1))
-        channel = self.ep.speakers.get(job.target)
-        dup = not (channel is not None and channel.idempotent)
-        return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=dup)
+        """Settle deliveries a crash left ``sending`` (this node's previous run's, and any whose
+        lease lapsed) before anything is re-sent: ``broadcaster.dispatch.recovery``."""
+        return self.recovery.reconcile()

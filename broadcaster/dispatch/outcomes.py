@@ -29,26 +29,27 @@ def who(job: DeliveryJob) -> str:
 
 def send_outcome(job: DeliveryJob, answer: Any, now: datetime, withdrawable: bool = False) -> Outcome:
     """A channel's answer to a send (a :class:`SendResult`, a channel error or :data:`RELEASE`) as
-    an event; ``withdrawable``: the endpoint could still give a handed-over play back."""
+    an event; ``withdrawable``: the endpoint could still give a handed-over play back. The event
+    names the job's claim, so that it changes nothing if that claim lapsed meanwhile (A15)."""
     if answer is RELEASE:
-        return Outcome(job.id, "release", now, attempts=max(0, job.attempts - 1))
+        return Outcome(job.id, "release", now, attempts=max(0, job.attempts - 1), claimed_at=job.claimed_at)
     if isinstance(answer, SendResult):
         if log.isEnabledFor(logging.DEBUG):
             log.debug("delivery %d %s %s: %s", job.id, job.channel, who(job), answer.state)
         return Outcome(job.id, _CONFIRMED.get(answer.state, "handed"), now, provider_id=answer.provider_id,
-                       segments=answer.segments, withdrawable=withdrawable)
+                       segments=answer.segments, withdrawable=withdrawable, claimed_at=job.claimed_at)
     if isinstance(answer, PermanentError):
         log.warning("delivery %d %s %s failed permanently: %s", job.id, job.channel, who(job), answer)
-        return Outcome(job.id, "fail", now, error=str(answer))
+        return Outcome(job.id, "fail", now, error=str(answer), claimed_at=job.claimed_at)
     assert isinstance(answer, TransientError)
     delay = backoff_seconds(job.attempts, answer.retry_after)
     retry_at = now + timedelta(seconds=delay)
     if retry_at >= job.expires_at:
         log.warning("delivery %d %s %s expired after %d attempts: %s", job.id, job.channel, who(job),
                     job.attempts, answer)
-        return Outcome(job.id, "expire", now, error=str(answer))
+        return Outcome(job.id, "expire", now, error=str(answer), claimed_at=job.claimed_at)
     log.info("delivery %d %s %s: %s; retry in %.1f s", job.id, job.channel, who(job), answer, delay)
-    return Outcome(job.id, "retry", now, error=str(answer), due_at=retry_at)
+    return Outcome(job.id, "retry", now, error=str(answer), due_at=retry_at, claimed_at=job.claimed_at)
 
 
 def withdrawal_outcome(job: DeliveryJob, answer: Any, now: datetime) -> Outcome:

@@ -8,6 +8,8 @@ The ledger's owners (deliveries, reads, people) are given a :class:`Database`, n
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,22 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+
+NODE_ENV = "BROADCASTER_NODE"
+#: How long a claim stays its node's without a renewal (see broadcaster.ledger.leases).
+LEASE_S = 30.0
+
+
+def node_name(port: int | None = None) -> str:
+    """This process's node name (DESIGN A15): ``$BROADCASTER_NODE``, else ``<hostname>:<port>`` for
+    a service listening on ``port`` (stable across its restarts, and unique on the host because two
+    services cannot listen on one port), else ``<hostname>-<pid>`` (a CLI command)."""
+    configured = os.environ.get(NODE_ENV, "").strip()
+    if configured:
+        return configured[:100]
+    host = socket.gethostname() or "localhost"
+    return f"{host}:{port}" if port else f"{host}-{os.getpid()}"
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -40,13 +58,44 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+#: libpq settings of every PostgreSQL connection (A15). Keepalives and ``tcp_user_timeout`` let a
+#: node notice within seconds that the server is gone (instead of Linux's two hours); the server-side
+#: keepalives end the session of a node whose host died (its locks and claims are freed); and a
+#: transaction left idle by a frozen node (SIGSTOP) is ended after 30 s instead of holding row locks
+#: that every other node's claims would skip. (PostgreSQL does not time out a session frozen in the
+#: middle of a pipelined batch, as psycopg's executemany sends it: that transaction ends when its
+#: process runs again or dies; its rows are outcomes of sends that went out, settled then.)
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms: unacknowledged data for this long ends the connection
+}
+PG_SERVER_OPTIONS = ("-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
+                     " -c idle_in_transaction_session_timeout=30000")
+
+
+def sa_url(url: str) -> str:
+    """``postgresql://`` as SQLAlchemy's psycopg 3 dialect; anything else unchanged."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def pg_connect_args(url: str, options: str = PG_SERVER_OPTIONS) -> dict[str, Any]:
+    """The ``connect_args`` for a PostgreSQL engine on ``url``: :data:`PG_CONNECT_ARGS` and the
+    server options, unless the URL sets ``options`` itself (the operator's word wins)."""
+    args = dict(PG_CONNECT_ARGS)
+    if "options=" not in url:
+        args["options"] = options
+    return args
+
+
 def _engines(url: str) -> tuple[Engine, Engine]:
     """The write and read engines for ``url`` (one pooled engine on PostgreSQL)."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(sa_url(url), pool_size=10, max_overflow=20, pool_pre_ping=True,
+                           connect_args=pg_connect_args(url) if url.startswith("postgresql") else {})
     return engine, engine
 
 
@@ -56,6 +105,10 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        #: The name this process's claims are stamped with (``deliveries.claimed_by``): set it
+        #: before the first claim (``broadcaster run`` names itself after its host and port).
+        self.node = node_name()
+        self.lease_s = LEASE_S
         self.engine, self.read_engine = _engines(url)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)

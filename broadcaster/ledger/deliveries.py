@@ -8,13 +8,15 @@ docstring has the rules). Nothing else writes ``state`` or ``withdrawal``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Integer, String, Update, bindparam, func, select, update
 
 from broadcaster.ledger.models import ContactFlag, Delivery, UTCDateTime
+from broadcaster.ledger.leases import lapsed
 from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, changes, play_row, sms_row
 from broadcaster.ledger.transitions import (
     FINAL,
@@ -32,8 +34,10 @@ from broadcaster.ledger.transitions import (
 if TYPE_CHECKING:
     from broadcaster.ledger.db import Database
 
-__all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "WITHDRAWAL", "Deliveries", "DeliveryJob", "Outcome",
-           "Receipt", "play_row", "sms_row"]
+__all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "WITHDRAWAL", "Deliveries", "DeliveryJob",
+           "Outcome", "Receipt", "play_row", "sms_row"]
+
+log = logging.getLogger(__name__)
 
 _TABLE = Delivery.__table__
 _JOB_COLUMNS = [getattr(Delivery, f) for f in DeliveryJob.__dataclass_fields__]
@@ -51,7 +55,12 @@ class Deliveries:
     def __init__(self, ledger: Database) -> None:
         self._ledger = ledger
         self._claim_stmts: dict[str | None, Update] = {}
-        self._finish_stmts: dict[frozenset[str], Update] = {}
+        self._finish_stmts: dict[tuple[frozenset[str], bool], Update] = {}
+
+    @property
+    def node(self) -> str:
+        """The name this process's claims are stamped with (``Database.node``)."""
+        return self._ledger.node
 
     # ------------------------------------------------------------ dispatch
 
@@ -76,15 +85,18 @@ class Deliveries:
                 update(_TABLE)
                 .where(Delivery.id.in_(sub))
                 .values(state=MOVES["pending", "claim"], attempts=Delivery.attempts + 1, claimed_at=now,
-                        updated_at=now)
+                        updated_at=now, claimed_by=bindparam("b_node", type_=String()),
+                        lease_until=bindparam("b_lease", type_=UTCDateTime()))
                 .returning(*_JOB_COLUMNS)
             )
         return stmt
 
     def claim(self, now: datetime, limit: int, channel: str | None = None) -> list[DeliveryJob]:
         """``claim``: up to ``limit`` due, unexpired pending deliveries become ``sending``
-        (attempts + 1, committed before any channel is called); returns them by id."""
-        params: dict[str, Any] = {"b_now": now, "b_limit": limit}
+        (attempts + 1, committed before any channel is called), this node's for a lease of
+        ``Database.lease_s``; returns them by id."""
+        params: dict[str, Any] = {"b_now": now, "b_limit": limit, "b_node": self.node,
+                                  "b_lease": now + timedelta(seconds=self._ledger.lease_s)}
         if channel:
             params["b_channel"] = channel
         # A Core connection, not an ORM session: same transaction (BEGIN IMMEDIATE on SQLite),
@@ -97,9 +109,11 @@ class Deliveries:
         """Record the outcomes of claimed deliveries and withdrawals in one transaction.
 
         The fast path is one executemany per shape of update, guarded by ``state = 'sending' AND
-        withdrawal IS NULL`` (the table's source of every dispatcher event). When the row counts
-        show that some row did not match (a cancel came while it was in flight, or something else
-        settled it), the batch is rolled back and done row by row through the table.
+        withdrawal IS NULL`` (the table's source of every dispatcher event) and by the claim: this
+        node's, and the one the outcome answers (``Outcome.claimed_at``). When the row counts
+        show that some row did not match (a cancel came while it was in flight, something else
+        settled it, or the claim lapsed and another node took the row over), the batch is rolled
+        back and done row by row through the table; the outcome of a lapsed claim is dropped.
         """
         sends: list[Outcome] = []
         withdrawals: list[Outcome] = []
@@ -121,45 +135,55 @@ class Deliveries:
 
     def _finish_fast(self, conn: Connection, outcomes: list[Outcome]) -> bool:
         """The batched update; False when some row was not ``sending`` without a cancel request."""
-        by_keys: dict[frozenset[str], list[dict[str, Any]]] = {}
+        by_keys: dict[tuple[frozenset[str], bool], list[dict[str, Any]]] = {}
         for o in outcomes:
             v = changes(o, TRANSITIONS["sending", o.event])
             v["id"] = o.id
-            by_keys.setdefault(frozenset(v), []).append({f"b_{k}": x for k, x in v.items()})
+            params = {f"b_{k}": x for k, x in v.items()}
+            params["g_node"] = self.node
+            if o.claimed_at is not None:
+                params["g_claimed_at"] = o.claimed_at
+            by_keys.setdefault((frozenset(v), o.claimed_at is not None), []).append(params)
         sane = conn.dialect.supports_sane_multi_rowcount
         if not sane:  # a driver that cannot count an executemany: ask first (one more query)
-            ids = [o.id for o in outcomes]
-            ready = conn.scalar(select(func.count()).where(
-                Delivery.id.in_(ids), Delivery.state == "sending", Delivery.withdrawal.is_(None)))
-            if ready != len(set(ids)):
+            ready = dict(conn.execute(select(Delivery.id, Delivery.claimed_at).where(
+                Delivery.id.in_([o.id for o in outcomes]), Delivery.state == "sending",
+                Delivery.withdrawal.is_(None), Delivery.claimed_by == self.node)).tuples())
+            if not all(o.id in ready and o.claimed_at in (None, ready[o.id]) for o in outcomes):
                 return False
         matched = 0
-        for keys, group in by_keys.items():
+        for (keys, claim), group in by_keys.items():
             # Bind names get a prefix: SQLAlchemy reserves column names for its own SET parameters.
-            matched += conn.execute(self._finish_stmt(keys), group).rowcount
+            matched += conn.execute(self._finish_stmt(keys, claim), group).rowcount
         return matched == len(outcomes) or not sane
 
-    def _finish_stmt(self, keys: frozenset[str]) -> Update:
-        stmt = self._finish_stmts.get(keys)
+    def _finish_stmt(self, keys: frozenset[str], claim: bool) -> Update:
+        stmt = self._finish_stmts.get((keys, claim))
         if stmt is None:
             values = {k: bindparam(f"b_{k}", type_=_TABLE.c[k].type) for k in sorted(keys) if k != "id"}
-            stmt = self._finish_stmts[keys] = (
-                update(_TABLE)
-                .where(_TABLE.c.id == bindparam("b_id", type_=_TABLE.c.id.type),
-                       _TABLE.c.state == "sending", _TABLE.c.withdrawal.is_(None))
-                .values(values)
-            )
+            where = [_TABLE.c.id == bindparam("b_id", type_=_TABLE.c.id.type), _TABLE.c.state == "sending",
+                     _TABLE.c.withdrawal.is_(None), _TABLE.c.claimed_by == bindparam("g_node", type_=String())]
+            if claim:
+                where.append(_TABLE.c.claimed_at == bindparam("g_claimed_at", type_=UTCDateTime()))
+            stmt = self._finish_stmts[keys, claim] = update(_TABLE).where(*where).values(values)
         return stmt
 
     def _finish_slow(self, conn: Connection, outcomes: list[Outcome]) -> None:
         """Each outcome through the table, on the row as it is now (locked)."""
         q = select(Delivery.id, Delivery.state, Delivery.withdrawal, Delivery.channel, Delivery.play_at,
-                   Delivery.last_error).where(Delivery.id.in_([o.id for o in outcomes]))
+                   Delivery.last_error, Delivery.claimed_by, Delivery.claimed_at).where(
+                       Delivery.id.in_([o.id for o in outcomes]))
         if not self._ledger.is_sqlite:
             q = q.with_for_update()
         rows = {r.id: r for r in conn.execute(q)}
         for o in outcomes:
             r = rows.get(o.id)
+            if r is not None and (r.claimed_by != self.node or o.claimed_at not in (None, r.claimed_at)):
+                # The claim lapsed and another node settled the row (or it was claimed again since):
+                # this late outcome must not touch what is now someone else's claim.
+                log.warning("delivery %d: %s from a claim that lapsed; the row is %s's now (%s): ignored",
+                            o.id, o.event, r.claimed_by, r.state)
+                continue
             values = _settle(r, o) if r is not None else None
             if values:
                 conn.execute(update(_TABLE).where(_TABLE.c.id == o.id, _TABLE.c.state == r.state).values(values))
@@ -185,7 +209,7 @@ class Deliveries:
             return res.rowcount or 0
 
     def in_flight(self) -> list[DeliveryJob]:
-        """Deliveries left ``sending`` (by a crash): to be reconciled before anything is re-sent."""
+        """Every delivery ``sending`` now, on any node."""
         with self._ledger.reader() as s:
             rows = s.execute(select(*_JOB_COLUMNS).where(Delivery.state == "sending")).all()
         return [DeliveryJob(*r) for r in rows]
@@ -251,13 +275,15 @@ class Deliveries:
             if not ids:
                 return []
             rows = s.execute(update(_TABLE).where(Delivery.id.in_(ids), Delivery.withdrawal == "pending").values(
-                withdrawal=WITHDRAWAL["pending", "claim"], updated_at=now).returning(*_JOB_COLUMNS)).all()
+                withdrawal=WITHDRAWAL["pending", "claim"], updated_at=now, claimed_by=self.node,
+                lease_until=now + timedelta(seconds=self._ledger.lease_s)).returning(*_JOB_COLUMNS)).all()
         return sorted((DeliveryJob(*r) for r in rows), key=lambda j: j.id)
 
-    def requeue_withdrawals(self, now: datetime) -> int:
-        """Withdrawals a crash left ``sending`` are tried again (a DELETE or unlink is idempotent)."""
+    def requeue_withdrawals(self, now: datetime, *, own: bool = True) -> int:
+        """Withdrawals a crash left ``sending`` (their lease lapsed; with ``own``, also this node's
+        name's, from its previous run) are tried again: a DELETE or unlink is idempotent."""
         with self._ledger.session() as s:
-            return s.execute(update(Delivery).where(Delivery.withdrawal == "sending").values(
+            return s.execute(update(Delivery).where(lapsed(Delivery.withdrawal, now, self.node if own else None)).values(
                 withdrawal=WITHDRAWAL["sending", "requeue"], due_at=now, updated_at=now)).rowcount or 0
 
     # ------------------------------------------------- receipts and reports

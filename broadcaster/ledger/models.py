@@ -140,6 +140,24 @@ class Delivery(Base):
     # kept so that the weekly report counts by group as it was, not as the directory is now.
     # Not ``group``: that is an SQL keyword every hand-written query would have to quote.
     sms_group: Mapped[str | None] = mapped_column(String(40))
+    # The claim's lease (DESIGN A15): the node that holds a ``sending`` row (or a withdrawal being
+    # sent) and until when. The holder renews it while it works; once it has lapsed, another node
+    # settles the row as a crash would be settled (broadcaster.dispatch.recovery).
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+
+
+class ScheduleFire(Base):
+    """One run of a scheduled job (poll, deadline, report) at one fire time: recorded before the
+    job runs, unique, so that two nodes that both believe they lead run it only once (A15)."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (UniqueConstraint("job_id", "fire_at", name="uq_schedule_fire"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(100))
+    fire_at: Mapped[datetime] = mapped_column(index=True)
+    node: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

@@ -71,6 +71,7 @@ class Outcome:
     ``withdrawn``/``withdraw_retry``/``withdraw_failed``; the other fields are the facts to record
     with it (``None``: leave the column as it is). ``withdrawable`` says a handed-over play can
     still be taken back by its endpoint, which matters when a cancel came while it was in flight.
+    ``claimed_at`` names the claim it answers (see the field's comment).
     """
 
     id: int
@@ -83,6 +84,9 @@ class Outcome:
     attempts: int | None = None
     possible_duplicate: bool = False
     withdrawable: bool = False
+    # The claim this outcome answers (the job's ``claimed_at``): with it, an outcome that arrives
+    # after the claim's lease lapsed and another node settled (or re-claimed) the row changes nothing.
+    claimed_at: datetime | None = None
 
 
 _HANDED = frozenset({"handed", "confirmed_played", "confirmed_delivered", "reconcile_sent"})

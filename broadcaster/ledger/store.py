@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from broadcaster.ledger.deliveries import Deliveries
 from broadcaster.ledger import schema
 from broadcaster.ledger.db import Database, _engines
+from broadcaster.ledger.leases import Leases
 from broadcaster.ledger.models import Alert, AuditEntry, Delivery, EndpointContact, ReadingRow
+from broadcaster.ledger.nodes import Fires
 from broadcaster.ledger.people import People
 from broadcaster.ledger.reads import Reads
 from broadcaster.ledger.report_reads import ReportReads
@@ -70,6 +72,8 @@ class Ledger(Database):
         super().__init__(url)
         schema.ensure_current(self.engine, create_if_empty=create_if_empty)
         self.deliveries = Deliveries(self)
+        self.leases = Leases(self)
+        self.fires = Fires(self)
         self.reads = Reads(self)
         self.people = People(self)
         self.report_reads = ReportReads(self)  # the weekly report's sections (A14)

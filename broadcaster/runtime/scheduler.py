@@ -3,6 +3,12 @@
 One scheduler per deployment, explicit time zone, ``coalesce=True``, a sized misfire grace
 time, fixed job ids with ``replace_existing=True``. Durable state lives in the ledger, not in
 pickled jobs: on start we look at the ledger and catch up what tonight is missing.
+
+Several nodes (DESIGN A15): every node has the jobs, paused; only the leader's scheduler runs
+(``broadcaster.runtime.leader``). On becoming leader it resumes: jobs that fell due meanwhile run
+(within the misfire grace time) and the catch-up looks at the ledger. On stepping down it pauses
+at once. Each run first confirms the leadership and records its fire time in the ledger, once:
+a run another node already made is skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from broadcaster.errors import PermanentError, TransientError
+from broadcaster.runtime.leader import FencedExecutor, Leadership
 from broadcaster.runtime.service import Service
 from broadcaster.flows.deadline import deadline_check
 from broadcaster.flows.report_schedule import send_scheduled
@@ -23,14 +30,18 @@ log = logging.getLogger(__name__)
 
 MISFIRE_GRACE_S = 30 * 60
 REPORT_RETRY = timedelta(minutes=15)
+FIRES_KEPT = timedelta(days=30)  # fire records older than this are pruned on each election
+_FENCE_TRIES = 3
 
 
 class Scheduler:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, leadership: Leadership | None = None) -> None:
         self.service = service
         cfg = service.cfg
+        self.leadership = leadership or Leadership(service.ledger)
         self.sched = BackgroundScheduler(
             timezone=cfg.tz,
+            executors={"default": FencedExecutor(self._may_run)},
             job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S, "max_instances": 1},
         )
         for t in cfg.settings.schedule.polls:
@@ -48,18 +59,58 @@ class Scheduler:
                                kwargs={"why": f"at {w}"}, id="weekly-report", name=f"weekly report {w}",
                                replace_existing=True)
 
+    @property
+    def node(self) -> str:
+        return self.leadership.node
+
+    @property
+    def role(self) -> str:
+        """``leader`` (this node runs the jobs) or ``standby``."""
+        return self.leadership.role
+
     def start(self) -> None:
-        self.sched.start()
+        """Start paused; the jobs run while this node leads (at once on SQLite)."""
+        self.sched.start(paused=True)
+        self.leadership.start(on_elected=self._elected, on_deposed=self._deposed)
+
+    def shutdown(self) -> None:
+        self.leadership.stop()  # pauses the jobs and frees the lock: a standby takes over now
+        self.sched.shutdown(wait=False)
+
+    def _elected(self) -> None:
+        svc = self.service
+        try:
+            svc.ledger.fires.prune(svc.now() - FIRES_KEPT)
+        except Exception:  # noqa: BLE001 - housekeeping only
+            log.exception("could not prune old fire records")
+        self.sched.resume()
         # Catch up in a job of its own so that start-up (and /healthz) is not held by the feed.
-        self.sched.add_job(self.catch_up, DateTrigger(run_date=datetime.now(self.service.cfg.tz)),
+        self.sched.add_job(self.catch_up, DateTrigger(run_date=datetime.now(svc.cfg.tz)),
                            id="catch-up", name="catch up", replace_existing=True)
-        if self.service.cfg.settings.report is not None:  # a report.at missed while down, this week
-            self.sched.add_job(self.weekly_report, DateTrigger(run_date=datetime.now(self.service.cfg.tz)),
+        if svc.cfg.settings.report is not None:  # a report.at missed while no node led, this week
+            self.sched.add_job(self.weekly_report, DateTrigger(run_date=datetime.now(svc.cfg.tz)),
                                kwargs={"why": "catch-up"}, id="report-catch-up",
                                name="weekly report catch up", replace_existing=True)
 
-    def shutdown(self) -> None:
-        self.sched.shutdown(wait=False)
+    def _deposed(self) -> None:
+        self.sched.pause()
+
+    def _may_run(self, job_id: str, fire_at: datetime) -> bool:
+        """The fence before every run: still the leader, and nobody ran this fire time yet."""
+        for attempt in range(_FENCE_TRIES):
+            try:
+                if not self.leadership.confirm():
+                    log.warning("%s (due %s) not run: this node no longer leads", job_id, fire_at.isoformat())
+                    return False
+                if self.service.ledger.fires.once(job_id, fire_at, self.node, self.service.now()):
+                    return True
+                log.info("%s (due %s) was already run by another node: skipped", job_id, fire_at.isoformat())
+                return False
+            except Exception:  # noqa: BLE001 - the ledger may be briefly unreachable
+                log.exception("cannot record the run of %s (attempt %d of %d)", job_id, attempt + 1, _FENCE_TRIES)
+                if attempt + 1 < _FENCE_TRIES:
+                    self.service.stopping.wait(1.0)
+        return False
 
     # ------------------------------------------------------------------ jobs
 

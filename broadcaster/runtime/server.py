@@ -15,6 +15,7 @@ import uvicorn
 
 from broadcaster.config import Config
 from broadcaster.errors import BroadcasterError
+from broadcaster.ledger.nodes import node_name
 
 if TYPE_CHECKING:
     from broadcaster.runtime.builtin_agents import BuiltinAgents
@@ -52,6 +53,8 @@ def serve(cfg: Config) -> int:
     http = cfg.settings.http
     sock = bind(cfg, http.host, http.port)
     svc = Service(cfg)
+    # Claims and leadership are stamped with this name (A15): stable across restarts of this node.
+    svc.ledger.node = node_name(http.port)
     agents = BuiltinAgents(svc)
     sched = Scheduler(svc)
 
@@ -65,7 +68,7 @@ def serve(cfg: Config) -> int:
     server = _Server(stopping, uvicorn.Config(app, host=http.host, port=http.port,
                                               log_level="warning", access_log=False, lifespan="off",
                                               timeout_graceful_shutdown=5))
-    log.info("broadcaster starting: %s, ledger %s, console %s", cfg.settings.town,
+    log.info("broadcaster starting: %s, node %s, ledger %s, console %s", cfg.settings.town, svc.ledger.node,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
     if not Accounts(svc.ledger).has_users():
         log.warning("no console users yet; create one with: broadcaster user add --name NAME --role admin -c %s",

@@ -24,9 +24,12 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
+        # role: whether this node runs the scheduler's jobs (DESIGN A15); without a scheduler
+        # (an app built for tests or tools) it runs none.
+        node = {"role": getattr(scheduler, "role", "standby"), "node": svc.ledger.node}
         if svc.ledger.ping():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "ledger unreachable"}, status_code=503)
+            return JSONResponse({"status": "ok", **node})
+        return JSONResponse({"status": "ledger unreachable", **node}, status_code=503)
 
     @app.get("/metrics", tags=["ops"])
     def metrics() -> Response:
