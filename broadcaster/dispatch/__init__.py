@@ -99,6 +99,7 @@ class Dispatcher:
         self._next_summary = 0.0
         # channel -> (monotonic, clock) time until which a claim on it is not worth a query
         self._dry: dict[str, tuple[float, datetime]] = {}
+        self._due_cache: tuple[int | None, datetime | None] = (None, None)  # (ledger version, next due)
         # Leases of this node's claims and settling of lapsed ones (A15): dispatch/recovery.py.
         self.recovery = Recovery(ledger, endpoints, self.clock, busy=lambda: any(self._inflight.values()))
 
@@ -157,7 +158,7 @@ class Dispatcher:
             if any(self._inflight.values()):
                 delay = 0.05
             else:
-                nxt = self.ledger.deliveries.next_due()
+                nxt = self._next_due()
                 delay = IDLE_CHECK_S if nxt is None else min(IDLE_CHECK_S, (nxt - self.clock.now()).total_seconds())
                 if delay <= 0:
                     return
@@ -165,6 +166,14 @@ class Dispatcher:
             self._wake.clear()
             if woken or any(self._inflight.values()):
                 return
+
+    def _next_due(self) -> datetime | None:
+        """``deliveries.next_due()``, asked again only when the ledger changed since (on SQLite
+        that look costs microseconds; a query every few seconds would cost an idle service more)."""
+        version = self.ledger.version()
+        if version is None or version != self._due_cache[0]:
+            self._due_cache = (version, self.ledger.deliveries.next_due())
+        return self._due_cache[1]
 
     # ----------------------------------------------------------------- work
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,9 +114,15 @@ class Database:
         self.engine, self.read_engine = _engines(url)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
 
     def close(self) -> None:
         """Dispose of the engines' connections."""
+        with self._version_lock:
+            if self._version_conn is not None:
+                self._version_conn.close()
+                self._version_conn = None
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
@@ -130,6 +138,28 @@ class Database:
         """A read-only session. For the ledger's own modules (and tests)."""
         with self._read() as s:
             yield s
+
+    def version(self) -> int | None:
+        """A number that changes whenever anyone (this process or another) commits to the ledger,
+        or ``None`` when there is no cheap way to tell (PostgreSQL, in-memory SQLite).
+
+        On SQLite it is ``PRAGMA data_version`` on a connection of its own that never writes: a
+        few microseconds, no query plan, no transaction. Idle loops (the dispatcher's next-due
+        look, the agents' long-poll watch) ask it first and query only when it moved (DESIGN A8).
+        Read it *before* the query it guards: a commit in between shows as a change next time.
+        """
+        path = self.url[len("sqlite:///"):] if self.is_sqlite else ""
+        if not path or path == ":memory:":
+            return None
+        with self._version_lock:
+            try:
+                if self._version_conn is None:
+                    self._version_conn = sqlite3.connect(path, timeout=5, check_same_thread=False,
+                                                         isolation_level=None)
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._version_conn = None
+                return None
 
     def ping(self) -> bool:
         """True when the database answers (``/healthz``)."""

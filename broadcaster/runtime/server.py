@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -79,6 +80,7 @@ def serve(cfg: Config) -> int:
         # this handler makes that re-raise (or a signal during start-up) a clean stop.
         stopping()
         server.should_exit = True
+        server.wake()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -102,15 +104,37 @@ def serve(cfg: Config) -> int:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling the service as soon as a stop signal arrives."""
+    """uvicorn's server, telling the service as soon as a stop signal arrives.
+
+    uvicorn's own main loop wakes ten times a second to look at ``should_exit``; this one wakes
+    once a second (for the ``Date`` header) or at once when told to stop (DESIGN A8: quiet when idle).
+    """
 
     def __init__(self, on_exit: Callable[[], None], config: uvicorn.Config) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit = asyncio.Event()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_exit()
         super().handle_exit(sig, frame)
+        self.wake()
+
+    def wake(self) -> None:
+        """End the main loop's wait now (from a signal handler or another thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000  # uvicorn counts tenths of a second
+            try:
+                await asyncio.wait_for(self._exit.wait(), 1.0)
+            except TimeoutError:
+                pass
 
 
 def _start_when_listening(server: uvicorn.Server, agents: "BuiltinAgents", url: str) -> None:

@@ -36,7 +36,8 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # Long polls wait on this; broadcaster.runtime.server closes it on shutdown so they answer at once.
-    app.state.command_watch = watch = CommandWatch(lambda: svc.ledger.reads.agent_fingerprints(svc.now()))
+    app.state.command_watch = watch = CommandWatch(
+        lambda: svc.ledger.reads.agent_fingerprints(svc.now()), version=svc.ledger.version)
     app.include_router(agent_api.router(svc, watch))
     for mod in (api, receipts, console, incidents, reports):
         app.include_router(mod.router(svc))

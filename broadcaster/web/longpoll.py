@@ -10,6 +10,8 @@ Changes are noticed by one query for all agents every ``interval`` seconds (only
 waits): a fingerprint per speaker of its open and withdrawn plays. That also sees changes made by
 other processes on the same ledger (the CLI's ``broadcast``, a second node), which an in-process
 signal would miss. :meth:`CommandWatch.poke` makes the next check immediate for in-process writes.
+Where the ledger can say cheaply whether anything was committed since (``version``: SQLite), the
+query is made only when something was, so an idle service does no query at all.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from fastapi.concurrency import run_in_threadpool
 log = logging.getLogger(__name__)
 
 Fingerprints = Callable[[], dict[str, tuple[Any, ...]]]
+Version = Callable[[], "int | None"]
 
 
 class CommandWatch:
     """Per speaker, a version number that moves when its commands may have changed."""
 
-    def __init__(self, fingerprints: Fingerprints, interval: float = 1.0) -> None:
+    def __init__(self, fingerprints: Fingerprints, interval: float = 1.0,
+                 version: Version = lambda: None) -> None:
         self._fingerprints = fingerprints
+        self._ledger_version = version
+        self._seen: int | None = None  # the ledger's version at the last query
         self._interval = interval
         self._prints: dict[str, tuple[Any, ...]] = {}
         self._versions: dict[str, int] = {}
@@ -89,12 +95,16 @@ class CommandWatch:
         assert self._kick is not None
         while not self.closed:
             if self._waiters:
-                try:
-                    prints = await run_in_threadpool(self._fingerprints)
-                except Exception:  # noqa: BLE001 - a ledger hiccup must not end long polls for good
-                    log.exception("checking agents' commands failed; trying again")
-                    prints = self._prints
-                self._apply(prints)
+                # Read before the query: a commit in between shows as a change at the next look.
+                version = self._ledger_version()
+                if version is None or version != self._seen:
+                    try:
+                        prints = await run_in_threadpool(self._fingerprints)
+                        self._seen = version
+                    except Exception:  # noqa: BLE001 - a ledger hiccup must not end long polls for good
+                        log.exception("checking agents' commands failed; trying again")
+                        prints = self._prints
+                    self._apply(prints)
             try:
                 await asyncio.wait_for(self._kick.wait(), self._interval)
             except TimeoutError:
