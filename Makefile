@@ -26,7 +26,8 @@ run: $(RUN_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not serial" -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -m serial
 
 check: $(RUN_STAMP)
 	$(BIN)/broadcaster check -c config/broadcaster.yaml

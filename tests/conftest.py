@@ -26,11 +26,25 @@ def pytest_configure(config: pytest.Config) -> None:
     of the town's day, on today's date; ``.ci/run`` runs the clock-sensitive tests at four hours."""
     config.addinivalue_line("markers", "clock: depends on the hour of the town's day; .ci/run runs "
                             "these at 03:00, 10:00, 19:29 and 23:00 Asia/Shanghai")
+    config.addinivalue_line("markers", "serial: measures time or CPU of a running service; `make test` "
+                            "runs these alone, after the rest has run on every core (pytest-xdist)")
     spec = os.environ.get(clock.HOUR_ENV)
     if spec and not os.environ.get(clock.FAKE_ENV):
         when = clock.town_time(spec)
         os.environ.update(clock.env_at(when))
         clock.travel(when)
+
+
+#: Tests whose assertion is a measurement of time or CPU, or that need a send to be still running
+#: when they act (two nodes failing over): another test on the other core would make
+#: them fail without a fault of theirs, so `make test` runs them alone (marker ``serial``).
+SERIAL = {"test_idle.py", "test_nodes.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL or item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(autouse=True)

@@ -199,6 +199,7 @@ def test_agent_reports_a_player_failure(tmp_path: Path) -> None:
     assert res["status"] == "failed" and "no sound card" in res["error"]
 
 
+@pytest.mark.serial  # "stops within 3 s" is a time bound: measured alone
 def test_builtin_agent_plays_and_stop_is_prompt_with_long_polls_open(tmp_path: Path, confdir: Path) -> None:
     """The demo's built-in agent plays the catch-up alert's 19:30 play on time; SIGTERM with its
     long poll open stops the service at once and cleanly (no graceful-shutdown timeout, no

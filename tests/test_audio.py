@@ -99,6 +99,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 # --- the acceptance bar ---------------------------------------------------------------------
 
 
+@pytest.mark.serial  # a time bound: run alone, not beside another test on the same core
 def test_template_renders_cold_under_1s_and_cached_under_50ms(template: dict) -> None:
     cold, warm, again = template["cold"], template["warm"], template["again"]
     assert isinstance(cold, Bulletin) and not cold.cached
