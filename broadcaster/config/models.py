@@ -188,6 +188,12 @@ class SmtpConfig(Strict):
     timeout_s: float = Field(default=30, gt=0, le=300)
 
 
+class PublicConfig(Strict):
+    """``public``: what the public page may show beyond the level (A12): only a public hotline."""
+
+    hotline: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,20}$")
+
+
 class Settings(Strict):
     """``broadcaster.yaml``. ``feed`` is validated separately (per source type)."""
 
@@ -204,6 +210,7 @@ class Settings(Strict):
     http: HttpConfig = HttpConfig()
     report: ReportSchedule | None = None
     smtp: SmtpConfig | None = None
+    public: PublicConfig = PublicConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -145,6 +145,12 @@ class Reads:
                 .order_by(Delivery.id.desc()).limit(20)).all()
         return NightStatus(row, alerts, by_state, [tuple(p) for p in plays], [tuple(p) for p in problems])
 
+    def auto_alerts_since(self, since: datetime) -> list[Alert]:
+        """Automatic alerts created since ``since``, oldest first (the public CAP feed)."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(Alert).where(Alert.kind == "auto", Alert.created_at >= since)
+                                  .order_by(Alert.id)))
+
     def latest_reading(self, night: date) -> ReadingRow | None:
         """The night's latest poll with a valid reading (its level, advice and valid times)."""
         with self._ledger.reader() as s:
