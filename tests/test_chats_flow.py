@@ -155,3 +155,25 @@ def test_escalation_withdraws_the_screen_and_shows_the_new_level(doubles: Double
     assert list(doubles.led.on_screen()) == [key2]
     assert ("withdraw", key1) in doubles.led.history
     assert doubles.led.on_screen()[key2].level == 5
+
+
+def test_manual_broadcast_to_chats_only(doubles: Doubles, confdir: Path) -> None:
+    from tests.test_api import make_api
+
+    api = make_api(confdir)
+    try:
+        bad = api.post("/api/v1/broadcasts", json={"text": "测试", "chats": ["nope"]})
+        assert bad.status_code in (400, 422) and "chats" in bad.text and "nope" in bad.text
+        text = "今晚镇里组织入户检查烟道，请各户留人。"
+        bid = api.post("/api/v1/broadcasts", json={"text": text, "chats": ["cadres-ding", "town-wecom"]}).json()["id"]
+        assert api.post(f"/api/v1/broadcasts/{bid}/approve", "carol").status_code == 200
+        assert api.svc.dispatcher.drain([bid], timeout=30)
+        (ding,) = doubles.ding.messages
+        assert ding.body["markdown"]["title"].endswith("广播通知") and text in ding.body["markdown"]["text"]
+        assert [m.msgtype for m in doubles.wecom.messages] == ["markdown", "image"]
+        assert doubles.feishu.messages == [] and doubles.led.history == []
+        got = api.get(f"/api/v1/broadcasts/{bid}").json()
+        assert got["chats"] == ["cadres-ding", "town-wecom"]
+        assert got["deliveries"]["chat"] == {"sent": 3}
+    finally:
+        api.svc.close()
