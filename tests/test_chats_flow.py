@@ -177,3 +177,18 @@ def test_manual_broadcast_to_chats_only(doubles: Doubles, confdir: Path) -> None
         assert got["deliveries"]["chat"] == {"sent": 3}
     finally:
         api.svc.close()
+
+
+def test_report_handoff_queues_one_chat_message_per_key(doubles: Doubles, make_service: MakeService) -> None:
+    from broadcaster.flows.handoff import to_chats
+
+    svc = make_service(at=AT)
+    text = "本周发布预警2次，短信送达率98%。"
+    assert to_chats(svc, ["cadres-ding", "nope"], text, link="http://127.0.0.1:8080/reports",
+                    key="report:2026-W48") == ["cadres-ding"]
+    assert to_chats(svc, ["cadres-ding"], text, key="report:2026-W48") == ["cadres-ding"]  # same key: once
+    with svc.ledger.reader() as s:
+        (row,) = s.scalars(select(Delivery).where(Delivery.channel == "chat")).all()
+    assert svc.dispatcher.drain([row.alert_id], timeout=30)
+    (msg,) = doubles.ding.messages
+    assert text in msg.body["markdown"]["text"] and "http://127.0.0.1:8080/reports" in msg.body["markdown"]["text"]

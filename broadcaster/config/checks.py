@@ -61,11 +61,11 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
             if t is None:
                 out.append(Problem(rules_file, f"{where}.{key}.template", f"unknown template {target.template!r}"))
             elif isinstance(t, ClipTemplate):
-                out.append(Problem(rules_file, f"{where}.{key}.template", "a chat or display template must be text, not a clip"))
+                out.append(Problem(rules_file, f"{where}.{key}.template", "群消息和显示屏模板须为文字 / a chat or display template must be text, not a clip"))
         if rule.chats and rule.chats.ids != "all":
             for cid in rule.chats.ids:
                 if cid not in cfg.chats:
-                    out.append(Problem(rules_file, f"{where}.chats.ids", f"unknown chat {cid!r}; directory has: {', '.join(sorted(cfg.chats)) or 'none'}"))
+                    out.append(Problem(rules_file, f"{where}.chats.ids", f"未知的群 / unknown chat {cid!r}; directory has: {', '.join(sorted(cfg.chats)) or 'none'}"))
         if rule.displays and rule.displays.villages != "all":
             for vid in rule.displays.villages:
                 if vid not in village_ids:
@@ -96,7 +96,7 @@ def _report_checks(cfg: "Config", main_file: str, dir_file: str) -> list[Problem
     if s.report is not None:
         for cid in s.report.chats:
             if cid not in cfg.chats:
-                out.append(Problem(main_file, "report.chats", f"unknown chat {cid!r}; {dir_file} `chats` has: "
+                out.append(Problem(main_file, "report.chats", f"未知的群 / unknown chat {cid!r}; {dir_file} `chats` has: "
                                    f"{', '.join(sorted(cfg.chats)) or 'none'}"))
     if s.smtp is not None and s.smtp.username and not s.smtp.password:
         out.append(Problem(main_file, "smtp.password", "give the password of `smtp.username` "
