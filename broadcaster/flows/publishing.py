@@ -63,7 +63,8 @@ def poster_input(svc: Service, alert: Alert) -> PosterInput:
     return PosterInput(
         town=town, level=alert.level, level_name=levels.level_name(alert.level, svc.cfg.rules.levels),
         night=f"{night.label()}夜间", valid=f"{local_label(start.astimezone(svc.cfg.tz))}至"
-        f"{local_label(end.astimezone(svc.cfg.tz))}", advice=advice, issued_by=town, issued_at=issued)
+        f"{local_label(end.astimezone(svc.cfg.tz))}", advice=advice, issued_by=town, issued_at=issued,
+        hotline=svc.cfg.settings.public.hotline)
 
 
 def poster_png(svc: Service, alert: Alert) -> bytes:
@@ -181,7 +182,8 @@ def public_view(svc: Service) -> PublicView:
              f"{local_label((r.valid_to or night.end).astimezone(tz))}")
     name = levels.level_name(r.level, svc.cfg.rules.levels)
     p = PosterInput(town=town, level=r.level, level_name=name, night=f"{night.label()}夜间", valid=valid,
-                    advice=r.advice or "", issued_by=town, issued_at=r.fetched_at.astimezone(tz))
+                    advice=r.advice or "", issued_by=town, issued_at=r.fetched_at.astimezone(tz),
+                    hotline=svc.cfg.settings.public.hotline)
     return PublicView(town, p.night, r.level, name, levels.colour(r.level), levels.text_colour(r.level),
                       p.advice, valid, None, p)
 
