@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from broadcaster.errors import PermanentError
 from broadcaster.flows import publishing
@@ -37,12 +38,19 @@ class _Cached:
         self._items: dict[str, tuple[float, bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str, make: Callable[[], bytes]) -> tuple[bytes, str]:
-        now = time.monotonic()
+    def fresh(self, key: str) -> tuple[bytes, str] | None:
+        """The answer for ``key`` if it is fresh (no I/O: safe on the event loop)."""
         with self._lock:
             hit = self._items.get(key)
-        if hit is not None and now - hit[0] < _FRESH_S:
+        if hit is not None and time.monotonic() - hit[0] < _FRESH_S:
             return hit[1], hit[2]
+        return None
+
+    def get(self, key: str, make: Callable[[], bytes]) -> tuple[bytes, str]:
+        hit = self.fresh(key)
+        if hit is not None:
+            return hit
+        now = time.monotonic()
         body = make()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         with self._lock:
@@ -98,24 +106,29 @@ def router(svc: Service) -> APIRouter:
     def view() -> publishing.PublicView:
         return publishing.public_view(svc)
 
+    async def cached(key: str, make: Callable[[], bytes]) -> tuple[bytes, str]:
+        # A fresh answer is served on the event loop itself (no thread hop: a burst of visits is
+        # mostly these); a stale one is remade on a worker thread (it reads the ledger).
+        return cache.fresh(key) or await run_in_threadpool(cache.get, key, make)
+
     @r.get("/public", tags=["public"], include_in_schema=False)
-    def public_page(request: Request) -> Response:
-        body, etag = cache.get("page", lambda: page_html(view(), svc.cfg.settings.public.hotline).encode("utf-8"))
+    async def public_page(request: Request) -> Response:
+        body, etag = await cached("page", lambda: page_html(view(), svc.cfg.settings.public.hotline).encode("utf-8"))
         return _answer(request, body, etag, "text/html; charset=utf-8")
 
     @r.get("/public/poster.png", tags=["public"])
-    def public_poster(request: Request) -> Response:
+    async def public_poster(request: Request) -> Response:
         def make() -> bytes:
             v = view()
             return publishing.render_cached(v.poster) if v.poster is not None else b""
-        body, etag = cache.get("poster", make)
+        body, etag = await cached("poster", make)
         if not body:
             raise HTTPException(404, "今晚暂无预警海报 / no warning tonight")
         return _answer(request, body, etag, "image/png")
 
     @r.get("/public/cap.atom", tags=["public"])
-    def cap_atom(request: Request) -> Response:
-        body, etag = cache.get("atom", lambda: publishing.cap_feed(svc))
+    async def cap_atom(request: Request) -> Response:
+        body, etag = await cached("atom", lambda: publishing.cap_feed(svc))
         return _answer(request, body, etag, "application/atom+xml; charset=utf-8")
 
     @r.get("/public/cap/{alert_id}.xml", tags=["public"])
