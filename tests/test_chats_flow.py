@@ -192,3 +192,35 @@ def test_report_handoff_queues_one_chat_message_per_key(doubles: Doubles, make_s
     assert svc.dispatcher.drain([row.alert_id], timeout=30)
     (msg,) = doubles.ding.messages
     assert text in msg.body["markdown"]["text"] and "http://127.0.0.1:8080/reports" in msg.body["markdown"]["text"]
+
+
+def test_console_compose_offers_chats_and_poster_and_history_shows_each(doubles: Doubles, confdir: Path) -> None:
+    import re
+
+    from broadcaster.auth.accounts import Accounts
+    from tests.test_api import START, make_api
+    from tests.test_console import USERS, browser, sign_in
+
+    api = make_api(confdir)
+    try:
+        accounts = Accounts(api.svc.ledger)
+        for name, (role, pw) in USERS.items():
+            accounts.add_user(name, role, pw, START)
+        op, boss = browser(api), browser(api)
+        csrf = sign_in(op, "小李")
+        form = op.get("/compose").text
+        assert 'name="chats" value="cadres-ding"' in form and "钉钉" in form and 'id="poster-btn"' in form
+        png = op.get("/console/poster.png", params={"text": "今晚检查烟道"})
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        r = op.post("/compose", data={"csrf": csrf, "text": "今晚镇里检查烟道，请留人。", "chats": ["cadres-ding"]},
+                    follow_redirects=False)
+        assert r.status_code == 303, r.text
+        bid = int(re.search(r"/history/(\d+)", r.headers["location"]).group(1))
+        boss_csrf = sign_in(boss, "王站长")
+        assert boss.post(f"/broadcasts/{bid}/approve", data={"csrf": boss_csrf}, follow_redirects=False).status_code == 303
+        assert api.svc.dispatcher.drain([bid], timeout=30)
+        page = op.get(f"/history/{bid}").text
+        assert "群消息" in page and "cadres-ding（文字）" in page and "已发出" in page
+        assert len(doubles.ding.messages) == 1
+    finally:
+        api.svc.close()

@@ -54,7 +54,7 @@ def poster_input(svc: Service, alert: Alert) -> PosterInput:
     issued = alert.created_at.astimezone(svc.cfg.tz) if alert.created_at else None
     if alert.kind != "auto" or alert.level is None:
         return PosterInput(town=town, level=None, title=MANUAL_TITLE, issued_by=town, issued_at=issued,
-                           advice=alert.sms_text or alert.speaker_text or "")
+                           advice=alert.speaker_text or alert.sms_text or "", hotline=svc.cfg.settings.public.hotline)
     night = Night(alert.night, svc.cfg.tz) if alert.night else svc.tonight()
     reading = svc.ledger.reads.latest_reading(night.date)
     start = reading.valid_from if reading and reading.valid_from else night.start
@@ -65,6 +65,14 @@ def poster_input(svc: Service, alert: Alert) -> PosterInput:
         night=f"{night.label()}夜间", valid=f"{local_label(start.astimezone(svc.cfg.tz))}至"
         f"{local_label(end.astimezone(svc.cfg.tz))}", advice=advice, issued_by=town, issued_at=issued,
         hotline=svc.cfg.settings.public.hotline)
+
+
+def manual_poster(svc: Service, text: str) -> bytes:
+    """The poster of a manual broadcast of ``text`` (the compose page's preview)."""
+    town = svc.cfg.settings.town
+    return render_cached(PosterInput(town=town, level=None, title=MANUAL_TITLE, issued_by=town,
+                                     issued_at=svc.now().astimezone(svc.cfg.tz), advice=text,
+                                     hotline=svc.cfg.settings.public.hotline))
 
 
 def poster_png(svc: Service, alert: Alert) -> bytes:
