@@ -23,6 +23,10 @@ from tests.support.service import MakeService
 DING_SECRET = "SEC" + "d1" * 30
 FEISHU_SECRET = "feishu-secret"
 AT = local(2026, 11, 28, 17, 0)
+# Robot credentials shaped like the real ones (a WeCom key is a UUID; tokens are long hex).
+WECOM_KEY = "693a91f6-7c1e-4bc4-97a0-0ec2a1fa5aaa"
+DING_TOKEN = "5f0c2a9d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f"
+FEISHU_TOKEN = "2d2a0d5e-4b1c-4f3a-9e8d-7c6b5a4f3e2d"
 
 
 @dataclass
@@ -35,19 +39,20 @@ class Doubles:
 
 @pytest.fixture
 def doubles(confdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Doubles]:
-    with WecomRobotDouble(["k1"]) as w, DingtalkRobotDouble([Robot("signed", secret=DING_SECRET)]) as d, \
-            FeishuRobotDouble([Robot("signed", secret=FEISHU_SECRET)]) as f, HttpDisplayDouble("led-token") as led:
+    with WecomRobotDouble([WECOM_KEY]) as w, DingtalkRobotDouble([Robot(DING_TOKEN, secret=DING_SECRET)]) as d, \
+            FeishuRobotDouble([Robot(FEISHU_TOKEN, secret=FEISHU_SECRET)]) as f, \
+            HttpDisplayDouble("led-token-3f9a7c") as led:
         # Secrets come from the environment, as an operator's would.
-        monkeypatch.setenv("WECOM_WEBHOOK", w.webhook_url("k1"))
+        monkeypatch.setenv("WECOM_WEBHOOK", w.webhook_url(WECOM_KEY))
         monkeypatch.setenv("DING_SECRET", DING_SECRET)
         monkeypatch.setenv("FEISHU_SECRET", FEISHU_SECRET)
-        monkeypatch.setenv("LED_TOKEN", "led-token")
+        monkeypatch.setenv("LED_TOKEN", "led-token-3f9a7c")
 
         def directory(data: dict) -> None:
             data["chats"] = [
                 {"id": "town-wecom", "type": "wecom", "webhook": "${WECOM_WEBHOOK}"},
-                {"id": "cadres-ding", "type": "dingtalk", "webhook": d.webhook_url("signed"), "secret": "${DING_SECRET}"},
-                {"id": "ops-feishu", "type": "feishu", "webhook": f.webhook_url("signed"), "secret": "${FEISHU_SECRET}"},
+                {"id": "cadres-ding", "type": "dingtalk", "webhook": d.webhook_url(DING_TOKEN), "secret": "${DING_SECRET}"},
+                {"id": "ops-feishu", "type": "feishu", "webhook": f.webhook_url(FEISHU_TOKEN), "secret": "${FEISHU_SECRET}"},
             ]
             for v in data["villages"]:
                 v["speakers"] = []
@@ -224,3 +229,29 @@ def test_console_compose_offers_chats_and_poster_and_history_shows_each(doubles:
         assert len(doubles.ding.messages) == 1
     finally:
         api.svc.close()
+
+
+def test_robot_and_screen_credentials_never_reach_the_logs(doubles: Doubles, make_service: MakeService,
+                                                           caplog: pytest.LogCaptureFixture,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Everything at DEBUG (urllib3 logs each request's URL): the WeCom key and Feishu token in
+    the webhook paths, the DingTalk token, the signing secrets and the screen's token are masked."""
+    import logging
+
+    from tests.test_no_secrets_in_logs import install_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        install_logging(caplog)
+        doubles.feishu.fail_next(19021, "sign match fail or timestamp is not within one hour from current time")
+        svc = make_service(at=AT)
+        run_poll(svc)
+    finally:
+        root.handlers[:], root.level = saved
+        for name in ("twilio.http_client", "urllib3", "httpx"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n" + capsys.readouterr().err
+    assert "/cgi-bin/webhook/send" in text and "19021" in text  # the requests and the refusal were logged
+    for secret in (WECOM_KEY, DING_TOKEN, FEISHU_TOKEN, DING_SECRET, FEISHU_SECRET, "led-token-3f9a7c"):
+        assert secret not in text, secret
