@@ -158,3 +158,27 @@ def test_images_only_where_the_robot_takes_them() -> None:
         with pytest.raises(PermanentError):
             ding(double).send(job("image"))
         assert double.requests == []
+
+
+def test_bad_chat_and_display_configuration_names_file_and_key(confdir, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from broadcaster.cli import main
+    from tests.conftest import edit_yaml
+
+    monkeypatch.delenv("DING_SECRET", raising=False)
+
+    def directory(d: dict) -> None:
+        d["chats"] = [{"id": "town-wechat", "type": "wechat", "webhook": "http://127.0.0.1:9/x"},
+                      {"id": "cadres-ding", "type": "dingtalk", "webhook": "not-a-url", "secret": "${DING_SECRET}"}]
+        d["villages"][0]["displays"] = [{"id": "dongcun-led", "type": "http", "url": "http://127.0.0.1:9/show"}]
+    edit_yaml(confdir / "directory.yaml", directory)
+    edit_yaml(confdir / "rules.yaml", lambda d: d["rules"][0].update(
+        chats={"ids": ["cadres-ding", "nobody"], "template": "sms_warn"},
+        displays={"villages": ["dongcun"], "template": "missing", "until": "08:00"}))
+    assert main(["check", "-c", str(confdir / "broadcaster.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "directory.yaml: chats[0].type: unknown chat robot type 'wechat'; installed: dingtalk, feishu, wecom" in err
+    assert "directory.yaml: chats[1].webhook" in err
+    assert "directory.yaml: chats[1].secret: environment variable DING_SECRET is not set" in err
+    assert "directory.yaml: villages[0].displays[0].token" in err
+    assert "rules.yaml: rules[0].chats.ids: 未知的群 / unknown chat 'nobody'" in err
+    assert "rules.yaml: rules[0].displays.template: unknown template 'missing'" in err
