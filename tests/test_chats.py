@@ -182,3 +182,10 @@ def test_bad_chat_and_display_configuration_names_file_and_key(confdir, capsys, 
     assert "directory.yaml: villages[0].displays[0].token" in err
     assert "rules.yaml: rules[0].chats.ids: 未知的群 / unknown chat 'nobody'" in err
     assert "rules.yaml: rules[0].displays.template: unknown template 'missing'" in err
+
+
+def test_wecom_long_text_is_cut_to_the_markdown_limit_not_refused() -> None:
+    with WecomRobotDouble(["k1"]) as double:
+        assert wecom(double).send(job(text="请开窗通风。" * 400)).state == "sent"
+        content = double.messages[0].body["markdown"]["content"]
+        assert len(content.encode("utf-8")) <= 4096 and content.startswith("### ")

@@ -220,7 +220,7 @@ class Dispatcher:
                 self._pools[channel].submit(job)
                 claimed += 1
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
-            jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["display"])
+            jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["speaker"])
             if not jobs:
                 self._dry["withdraw"] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             for job in jobs:

@@ -39,9 +39,9 @@ class WecomChannel(ChatChannel):
         lines = [f'### <font color="{colour}">{headline(job)}</font>', "", job.text]
         if job.link:
             lines += ["", f"[查看详情]({job.link})"]
-        content = "\n".join(lines)
-        while len(content.encode("utf-8")) > MARKDOWN_LIMIT:  # cut the body, never the headline
-            content = content[: -max(1, (len(content.encode("utf-8")) - MARKDOWN_LIMIT) // 3)]
+        # Over the limit the robot refuses the whole message (40058): cut the tail instead, on a
+        # character boundary (the headline comes first, so it always survives).
+        content = "\n".join(lines).encode("utf-8")[:MARKDOWN_LIMIT].decode("utf-8", "ignore")
         return self.config.webhook, {"msgtype": "markdown", "markdown": {"content": content}}
 
     def answer_code(self, body: dict[str, Any]) -> tuple[int, str]:
