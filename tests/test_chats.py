@@ -189,3 +189,15 @@ def test_wecom_long_text_is_cut_to_the_markdown_limit_not_refused() -> None:
         assert wecom(double).send(job(text="请开窗通风。" * 400)).state == "sent"
         content = double.messages[0].body["markdown"]["content"]
         assert len(content.encode("utf-8")) <= 4096 and content.startswith("### ")
+
+
+def test_feishu_9499_is_retried_only_when_it_says_too_many_requests() -> None:
+    with FeishuRobotDouble([Robot("signed", secret=FEISHU_SECRET)]) as double:
+        ch = feishu(double)
+        double.fail_next(9499, "too many request")
+        with pytest.raises(TransientError) as t:
+            ch.send(job())
+        assert t.value.retry_after == 60.0
+        double.fail_next(9499, "Bad Request")
+        with pytest.raises(PermanentError, match="9499: Bad Request"):
+            ch.send(job())
