@@ -8,7 +8,9 @@ import sys
 from datetime import datetime, tzinfo
 
 _PHONE = re.compile(r"(\+?86)?(1[3-9]\d)(\d{4})(\d{4})")
-_BEARER = re.compile(r"(?i)(bearer\s+|token[=:\s]+)([A-Za-z0-9._~+/=-]{6,})")
+# ``key=`` and ``/hook/``: WeCom and Feishu robot webhooks carry their only credential in the URL
+# (urllib3 logs URLs at DEBUG).
+_BEARER = re.compile(r"(?i)(bearer\s+|token[=:\s]+|(?<![a-z])key=|/hook/)([A-Za-z0-9._~+/=-]{6,})")
 
 
 def mask_phone(number: str) -> str:

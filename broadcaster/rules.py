@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from broadcaster.config import Config
 from broadcaster.config.models import ClipTemplate, Rule, When
@@ -41,6 +41,28 @@ class PlayPlan:
     repeat: int | None
 
 
+@dataclass(frozen=True)
+class ChatPlan:
+    """One message to one group chat (A12); ``chat_type`` says whether the poster follows."""
+
+    chat_id: str
+    chat_type: str
+    rule: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DisplayPlan:
+    """The warning on one village screen until ``until`` (A12)."""
+
+    display_id: str
+    display_type: str
+    village_id: str
+    rule: str
+    text: str
+    until: datetime
+
+
 @dataclass
 class Decision:
     level: int
@@ -50,10 +72,12 @@ class Decision:
     sms: list[SmsPlan] = field(default_factory=list)
     plays: list[PlayPlan] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # what was left out and why
+    chats: list[ChatPlan] = field(default_factory=list)
+    displays: list[DisplayPlan] = field(default_factory=list)
 
     @property
     def sends_anything(self) -> bool:
-        return bool(self.sms or self.plays)
+        return bool(self.sms or self.plays or self.chats or self.displays)
 
 
 def matches(when: When, level: int, night: Night) -> bool:
@@ -153,7 +177,41 @@ def decide(
                         d.held.append(f"{village.name} {sid} {when.astimezone(cfg.tz):%H:%M}: 静默时段（quiet hours）")
                         continue
                     d.plays.append(PlayPlan(vid, village.name, sid, stype, when, rule.name, text, clip, sp.repeat))
+    d.chats, d.displays = _chat_plans(cfg, fired, values, now), _display_plans(cfg, fired, values, now, night)
     return d
+
+
+def _chat_plans(cfg: Config, fired: list[Rule], values: TemplateValues, now: datetime) -> list[ChatPlan]:
+    """Each chat once per alert, with the text of the first rule that names it."""
+    out: dict[str, ChatPlan] = {}
+    for rule in fired:
+        if not rule.chats:
+            continue
+        text = render(cfg.rules.templates[rule.chats.template], values)  # type: ignore[arg-type]
+        ids = list(cfg.chats) if rule.chats.ids == "all" else rule.chats.ids
+        for cid in ids:
+            if cid in cfg.chats and cid not in out:
+                out[cid] = ChatPlan(cid, cfg.chats[cid].type, rule.name, text)
+    return list(out.values())
+
+
+def _display_plans(cfg: Config, fired: list[Rule], values: TemplateValues, now: datetime,
+                   night: Night) -> list[DisplayPlan]:
+    """Each screen once per alert, until the first ``until`` of the rule after now."""
+    out: dict[str, DisplayPlan] = {}
+    for rule in fired:
+        dt = rule.displays
+        if not dt:
+            continue
+        text = render(cfg.rules.templates[dt.template], values)  # type: ignore[arg-type]
+        until = night.at(dt.until)
+        while until <= now:  # "the first HH:MM after the alert"
+            until += timedelta(days=1)
+        ids = list(cfg.villages) if dt.villages == "all" else dt.villages
+        for did, (village, dc) in cfg.displays.items():
+            if village.id in ids and did not in out:
+                out[did] = DisplayPlan(did, dc.type, village.id, rule.name, text, until)
+    return list(out.values())
 
 
 def _play_times(times: list[datetime], now: datetime, night: Night) -> list[datetime]:

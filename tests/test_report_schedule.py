@@ -42,6 +42,9 @@ def schedule_report(confdir: Path, smtp: SmtpDouble, port: int = 8080) -> None:
               "from": "station@xx.gov.cn", "starttls": False}))
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
         listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
+    # The chat the report names must exist (A12); the hand-off itself is recorded below, not sent.
+    edit_yaml(confdir / "directory.yaml", lambda d: d.update(chats=[
+        {"id": "town-wecom", "type": "wecom", "webhook": "http://127.0.0.1:9/cgi-bin/webhook/send?key=k"}]))
 
 
 @pytest.fixture
@@ -53,10 +56,11 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpDouble]:
 
 @pytest.fixture
 def chats(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """What the report hands to the chats (a recording stand-in for the no-op hand-off)."""
+    """What the report hands to the chats (a recording stand-in for the hand-off; tests/test_chats_flow.py
+    sends through it)."""
     calls: list[tuple[Any, ...]] = []
 
-    def record(chat_ids: Any, text: str, files: Any = (), link: str | None = None) -> list[str]:
+    def record(svc: Any, chat_ids: Any, text: str, files: Any = (), link: str | None = None, **kw: Any) -> list[str]:
         calls.append((list(chat_ids), text, [Path(f).name for f in files], link))
         return list(chat_ids)
 
@@ -227,14 +231,15 @@ def test_report_and_smtp_settings_are_checked(confdir: Path, capsys: pytest.Capt
     assert main(["check", "-c", path]) == 2
     err = capsys.readouterr().err
     assert "report.email: sending the report by e-mail needs an `smtp` section" in err
-    assert re.search(r"warning: \S*broadcaster.yaml: report.chats: group chats are not available", err)
+    assert re.search(r"\S*broadcaster.yaml: report.chats: 未知的群 / unknown chat 'town-wecom'", err)
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(
         smtp={"host": "smtp.xx.gov.cn", "username": "station", "from": "station@xx.gov.cn"}))
     assert main(["check", "-c", path]) == 2
     assert "smtp.password: give the password of `smtp.username`" in capsys.readouterr().err
     edit_yaml(confdir / "broadcaster.yaml", lambda d: d["smtp"].update(password="${SMTP_PASSWORD}"))
     edit_yaml(confdir / "directory.yaml", lambda d: d.update(
-        contacts=[c for c in d["contacts"] if "leaders" not in c["groups"]]))
+        contacts=[c for c in d["contacts"] if "leaders" not in c["groups"]],
+        chats=[{"id": "town-wecom", "type": "wecom", "webhook": "http://127.0.0.1:9/cgi-bin/webhook/send?key=k"}]))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMTP_PASSWORD", PASSWORD)
         assert main(["check", "-c", path]) == 0

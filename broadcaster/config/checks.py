@@ -54,6 +54,22 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
                 if seg.count > MAX_SEGMENTS:
                     out.append(Problem(rules_file, f"templates.{rule.sms.template}",
                                        f"renders to {seg.count} SMS segments ({seg.units} {seg.encoding} units); keep it to {MAX_SEGMENTS}", warning=True))
+        for key, target in (("chats", rule.chats), ("displays", rule.displays)):
+            if target is None:
+                continue
+            t = templates.get(target.template)
+            if t is None:
+                out.append(Problem(rules_file, f"{where}.{key}.template", f"unknown template {target.template!r}"))
+            elif isinstance(t, ClipTemplate):
+                out.append(Problem(rules_file, f"{where}.{key}.template", "群消息和显示屏模板须为文字 / a chat or display template must be text, not a clip"))
+        if rule.chats and rule.chats.ids != "all":
+            for cid in rule.chats.ids:
+                if cid not in cfg.chats:
+                    out.append(Problem(rules_file, f"{where}.chats.ids", f"未知的群 / unknown chat {cid!r}; directory has: {', '.join(sorted(cfg.chats)) or 'none'}"))
+        if rule.displays and rule.displays.villages != "all":
+            for vid in rule.displays.villages:
+                if vid not in village_ids:
+                    out.append(Problem(rules_file, f"{where}.displays.villages", f"unknown village {vid!r}"))
         if rule.speakers:
             if rule.speakers.template not in templates:
                 out.append(Problem(rules_file, f"{where}.speakers.template", f"unknown template {rule.speakers.template!r}"))
@@ -77,9 +93,11 @@ def _report_checks(cfg: "Config", main_file: str, dir_file: str) -> list[Problem
     s = cfg.settings
     if s.report is not None and s.report.email and s.smtp is None:
         out.append(Problem(main_file, "report.email", "sending the report by e-mail needs an `smtp` section"))
-    if s.report is not None and s.report.chats:
-        out.append(Problem(main_file, "report.chats", "group chats are not available in this release: "
-                           "the report goes by e-mail only and is listed in the console", warning=True))
+    if s.report is not None:
+        for cid in s.report.chats:
+            if cid not in cfg.chats:
+                out.append(Problem(main_file, "report.chats", f"未知的群 / unknown chat {cid!r}; {dir_file} `chats` has: "
+                                   f"{', '.join(sorted(cfg.chats)) or 'none'}"))
     if s.smtp is not None and s.smtp.username and not s.smtp.password:
         out.append(Problem(main_file, "smtp.password", "give the password of `smtp.username` "
                            "(from the environment: password: ${SMTP_PASSWORD})"))

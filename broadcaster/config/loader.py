@@ -221,6 +221,8 @@ def load_config(path: Path | str | None = None) -> Config:
             problems.extend(_validation_problems(display(rules_path), exc))
     dir_raw = read_yaml(dir_path, problems)
     speakers: dict[str, tuple[Village, Any]] = {}
+    displays: dict[str, tuple[Village, Any]] = {}
+    chats: dict[str, Any] = {}
     if dir_raw is not None:
         dir_file = display(dir_path)
         dir_raw = substitute(dir_raw, dir_file, problems)
@@ -238,6 +240,21 @@ def load_config(path: Path | str | None = None) -> Config:
                     if m.id in speakers:  # type: ignore[attr-defined]
                         problems.append(Problem(dir_file, f"{where}.id", f"duplicate speaker id {m.id!r}"))  # type: ignore[attr-defined]
                     speakers[m.id] = (village, m)  # type: ignore[attr-defined]
+                for si, sp in enumerate(village.displays):
+                    where = f"villages[{vi}].displays[{si}]"
+                    m = _typed(sp, "displays", dir_file, where, problems, "display")
+                    if m is None:
+                        continue
+                    if m.id in displays:  # type: ignore[attr-defined]
+                        problems.append(Problem(dir_file, f"{where}.id", f"duplicate display id {m.id!r}"))  # type: ignore[attr-defined]
+                    displays[m.id] = (village, m)  # type: ignore[attr-defined]
+            for ci, ch in enumerate(directory.chats):
+                m = _typed(ch, "chats", dir_file, f"chats[{ci}]", problems, "chat robot")
+                if m is None:
+                    continue
+                if m.id in chats:  # type: ignore[attr-defined]
+                    problems.append(Problem(dir_file, f"chats[{ci}].id", f"duplicate chat id {m.id!r}"))  # type: ignore[attr-defined]
+                chats[m.id] = m  # type: ignore[attr-defined]
 
     if rules is None or directory is None or sms is None or tts is None:
         raise ConfigError(problems)
@@ -251,6 +268,8 @@ def load_config(path: Path | str | None = None) -> Config:
         directory_dir=dir_path.parent,
         sms=sms,
         tts=tts,
+        chats=chats,
+        displays=displays,
     )
     problems.extend(cross_check(cfg, display(rules_path), display(dir_path)))
     errors = [p for p in problems if not p.warning]

@@ -172,7 +172,7 @@ class ReportSchedule(Strict):
     at: Weekly = Field(default_factory=lambda: _weekly("FRI 15:00"))
     format: Literal["xlsx", "pdf", "both"] = "both"
     email: list[Email] = []
-    chats: list[str] = []  # chat ids (A12); chats come with issue 14, until then nothing is sent there
+    chats: list[str] = []  # chat ids of directory.yaml ``chats`` (A12)
 
 
 class SmtpConfig(Strict):
@@ -186,6 +186,12 @@ class SmtpConfig(Strict):
     starttls: bool = True  # upgrade a plain connection (port 587); ``ssl`` is TLS from the start
     ssl: bool = False  # port 465
     timeout_s: float = Field(default=30, gt=0, le=300)
+
+
+class PublicConfig(Strict):
+    """``public``: what the public page may show beyond the level (A12): only a public hotline."""
+
+    hotline: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,20}$")
 
 
 class Settings(Strict):
@@ -204,6 +210,7 @@ class Settings(Strict):
     http: HttpConfig = HttpConfig()
     report: ReportSchedule | None = None
     smtp: SmtpConfig | None = None
+    public: PublicConfig = PublicConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -255,11 +262,28 @@ class SpeakerTarget(Strict):
     repeat: int | None = Field(default=None, ge=1, le=10)
 
 
+class ChatTarget(Strict):
+    """``chats`` of a rule (A12): the group chats that get the alert's text (and poster)."""
+
+    ids: Literal["all"] | list[str] = "all"
+    template: str
+
+
+class DisplayTarget(Strict):
+    """``displays`` of a rule (A12): the villages' screens show the warning until ``until``."""
+
+    villages: Literal["all"] | list[str] = "all"
+    template: str
+    until: HHMM = parse_hhmm("08:00")
+
+
 class Rule(Strict):
     name: str
     when: When = When()
     sms: SmsTarget | None = None
     speakers: SpeakerTarget | None = None
+    chats: ChatTarget | None = None
+    displays: DisplayTarget | None = None
 
 
 class RulesFile(Strict):
@@ -322,12 +346,14 @@ class Village(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str = Field(min_length=1)
     speakers: list[Any] = []  # validated per type by the loader
+    displays: list[Any] = []  # display screens (A12), validated per type by the loader
 
 
 class DirectoryFile(Strict):
     groups: dict[str, str]
     villages: list[Village] = []
     contacts: list[Contact] = []
+    chats: list[Any] = []  # group-chat robots (A12), validated per type by the loader
 
 
 # ---------------------------------------------------------------- the whole configuration
@@ -359,6 +385,8 @@ class Config:
     sms: Choice
     tts: Choice
     warnings: list[Problem] = field(default_factory=list)
+    chats: dict[str, Any] = field(default_factory=dict)  # chat id -> robot plugin model (A12)
+    displays: dict[str, tuple[Village, Any]] = field(default_factory=dict)  # display id -> (village, model)
 
     @property
     def base_dir(self) -> Path:

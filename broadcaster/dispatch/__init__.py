@@ -3,7 +3,8 @@
 It owns what channels must not: rate limits, concurrency, retries with backoff, expiry and the
 ledger. A delivery is marked ``sending`` (committed) before its channel is called and its result
 is written right after, so a crash leaves at most the in-flight ones to reconcile on restart.
-SMS and loudspeakers have separate worker pools, so a dead endpoint never holds back SMS.
+SMS, loudspeakers, group chats and display screens have separate worker pools, so a dead endpoint
+never holds back SMS.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
 from broadcaster.audio.links import AudioLinks
 from broadcaster.channels import SendResult
+from broadcaster.channels.chats import ChatChannel, ChatJob
+from broadcaster.channels.displays import DisplayChannel, DisplayJob
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
@@ -50,7 +53,7 @@ class _Withdrawal:
 
     @property
     def channel(self) -> str:
-        return "speaker"
+        return self.job.channel  # a loudspeaker play or a display's warning
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ class Endpoints:
     audio_path: Callable[[str, str], Path | None]
     links: AudioLinks
     tz: tzinfo = timezone.utc  # plays are named and announced in local time
+    chats: Mapping[str, ChatChannel] = field(default_factory=dict)
+    displays: Mapping[str, DisplayChannel] = field(default_factory=dict)
+    # The message of a chat or display delivery, made from its alert (level, colour, poster) by
+    # the service: the ledger row holds only the text and the target.
+    compose: Callable[[DeliveryJob], ChatJob | DisplayJob] | None = None
+
+# Chats and screens are few: a handful of workers each is plenty (and robots are rate-limited).
+_SMALL_POOL = 4
 
 
 class Dispatcher:
@@ -84,12 +95,10 @@ class Dispatcher:
         self.clock = clock or Clock()
         self.bucket = TokenBucket(rate_per_s)
         self.batch = batch
-        self._caps = {"sms": concurrency, "speaker": speaker_concurrency}
-        self._pools = {
-            "sms": WorkerPool(concurrency, "sms", self._work),
-            "speaker": WorkerPool(speaker_concurrency, "speaker", self._work),
-        }
-        self._inflight = {"sms": 0, "speaker": 0}
+        self._caps = {"sms": concurrency, "speaker": speaker_concurrency, "chat": _SMALL_POOL,
+                      "display": _SMALL_POOL}
+        self._pools = {ch: WorkerPool(cap, ch, self._work) for ch, cap in self._caps.items()}
+        self._inflight = {ch: 0 for ch in self._caps}
         self._results: queue.SimpleQueue[tuple[DeliveryJob, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -131,7 +140,7 @@ class Dispatcher:
         while any(self._inflight.values()) and time.monotonic() < deadline:
             self._flush(block=0.05)
         self._flush()
-        for ch in self.ep.speakers.values():
+        for ch in (*self.ep.speakers.values(), *self.ep.chats.values(), *self.ep.displays.values()):
             ch.close()
         self.ep.sms.close()
 
@@ -187,7 +196,7 @@ class Dispatcher:
                 log.warning("expired %d deliveries that could not be made in time", n)
             self._next_expiry_sweep = time.monotonic() + 1.0
         claimed = 0
-        for channel in ("sms", "speaker"):
+        for channel in self._channels():
             if self._stop.is_set():
                 break
             cap, inflight = self._caps[channel], self._inflight[channel]
@@ -215,11 +224,18 @@ class Dispatcher:
             if not jobs:
                 self._dry["withdraw"] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             for job in jobs:
-                self._inflight["speaker"] += 1
-                self._pools["speaker"].submit(_Withdrawal(job))  # type: ignore[arg-type]
+                w = _Withdrawal(job)
+                self._inflight[w.channel] += 1
+                self._pools[w.channel].submit(w)  # type: ignore[arg-type]
                 claimed += 1
         self._flush()
         return claimed > 0
+
+    def _channels(self) -> tuple[str, ...]:
+        """The channels worth a claim: chats and displays only when some are configured (a row
+        whose chat was removed from the configuration expires)."""
+        return ("sms", "speaker") + tuple(ch for ch, ep in (("chat", self.ep.chats), ("display", self.ep.displays))
+                                          if ep)
 
     def _is_dry(self, channel: str, now: datetime) -> bool:
         """True while a recent claim found nothing more due on ``channel``: until ``wake``/``drain``,
@@ -264,6 +280,8 @@ class Dispatcher:
             if not self.recovery.may_send(job):
                 return RELEASE
             with guarded(lambda: self.recovery.may_send(job)):
+                if job.channel in ("chat", "display"):
+                    return self._post(job)
                 return self._play(job)
         except ChannelError as exc:
             return exc
@@ -273,6 +291,12 @@ class Dispatcher:
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
             return RELEASE
+        if job.channel == "display":
+            try:
+                self._endpoint(job).withdraw(self._composed(job))  # type: ignore[union-attr,arg-type]
+            except ChannelError as exc:
+                return exc
+            return None
         channel = self.ep.speakers.get(job.target)
         if channel is None:
             return PermanentError(f"speaker {job.target!r} is no longer configured")
@@ -281,6 +305,21 @@ class Dispatcher:
         except ChannelError as exc:
             return exc
         return None
+
+    def _endpoint(self, job: DeliveryJob) -> ChatChannel | DisplayChannel:
+        found = (self.ep.chats if job.channel == "chat" else self.ep.displays).get(job.target)
+        if found is None:
+            raise PermanentError(f"{job.channel} {job.target!r} is no longer configured")
+        return found
+
+    def _composed(self, job: DeliveryJob) -> ChatJob | DisplayJob:
+        if self.ep.compose is None:
+            raise PermanentError(f"no {job.channel} messages in this deployment")
+        return self.ep.compose(job)
+
+    def _post(self, job: DeliveryJob) -> SendResult:
+        """A chat message or a display's warning: the message is made from the alert now."""
+        return self._endpoint(job).send(self._composed(job))  # type: ignore[arg-type]
 
     def _play(self, job: DeliveryJob) -> SendResult:
         channel = self.ep.speakers.get(job.target)
@@ -347,8 +386,8 @@ class Dispatcher:
     def _outcome(self, job: DeliveryJob, answer: Any) -> Outcome:
         """The channel's answer as an event of the ledger's transition table."""
         withdrawable = False
-        if isinstance(answer, SendResult) and job.channel == "speaker":
-            channel = self.ep.speakers.get(job.target)
+        if isinstance(answer, SendResult) and job.channel in ("speaker", "display"):
+            channel = (self.ep.speakers if job.channel == "speaker" else self.ep.displays).get(job.target)
             withdrawable = channel is not None and channel.withdrawable
         return send_outcome(job, answer, self.clock.now(), withdrawable)
 

@@ -62,6 +62,8 @@ def withdrawal_outcome(job: DeliveryJob, answer: Any, now: datetime) -> Outcome:
         return Outcome(job.id, "withdraw_retry", now)
     if isinstance(answer, TransientError):
         retry_at = now + timedelta(seconds=backoff_seconds(job.attempts, answer.retry_after))
+        # A play must be withdrawn before its time; a display's warning (play_at is its ``until``)
+        # while it is still on screen: both are ``play_at``.
         if retry_at < (job.play_at or now):
             log.info("delivery %d: withdrawing from %s: %s; retry in %.0f s", job.id, job.target, answer,
                      (retry_at - now).total_seconds())

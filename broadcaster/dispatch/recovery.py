@@ -126,8 +126,13 @@ def settle(ep: "Endpoints", job: DeliveryJob, now: datetime) -> Outcome:
             return Outcome(job.id, "reconcile_sent", now, provider_id=sid, claimed_at=job.claimed_at)
         return Outcome(job.id, "reconcile_pending", now, due_at=now, attempts=max(0, job.attempts - 1),
                        claimed_at=job.claimed_at)
-    channel = ep.speakers.get(job.target)
-    dup = not (channel is not None and channel.idempotent)
+    if job.channel == "chat":  # a robot has no idempotency key: it may be in the group already
+        dup = True
+    elif job.channel == "display":  # Idempotency-Key: a screen shows a re-send once
+        dup = False
+    else:
+        channel = ep.speakers.get(job.target)
+        dup = not (channel is not None and channel.idempotent)
     return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=dup, claimed_at=job.claimed_at)
 
 

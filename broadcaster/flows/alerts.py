@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from broadcaster.channels.speakers import SpeakerChannel
-from broadcaster.ledger import play_row, sms_row
-from broadcaster.rules import PlayPlan, SmsPlan
+from broadcaster.ledger import chat_row, display_row, play_row, sms_row
+from broadcaster.rules import ChatPlan, DisplayPlan, PlayPlan, SmsPlan
 from broadcaster.timeutil import Night
 
 
@@ -49,6 +49,24 @@ def iter_sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> Iterato
 def sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> list[dict[str, Any]]:
     """Ledger rows for SMS plans, as a list (see ``iter_sms_rows`` to stream them)."""
     return list(iter_sms_rows(plans, provider, t))
+
+
+def chat_rows(plans: Iterable[ChatPlan], takes_images: Iterable[str], t: Timing) -> list[dict[str, Any]]:
+    """One text row per chat, and a poster row for robots that take images (``takes_images``:
+    their types); all stale at the night's end, like the SMS (DESIGN A12)."""
+    images = set(takes_images)
+    rows: list[dict[str, Any]] = []
+    for p in plans:
+        for part in ("text", "image") if p.chat_type in images else ("text",):
+            rows.append(chat_row(chat_id=p.chat_id, kind=p.chat_type, part=part, body=p.text, due_at=t.now,
+                                 expires_at=t.sms_expires_at, now=t.now))
+    return rows
+
+
+def display_rows(plans: Iterable[DisplayPlan], t: Timing) -> list[dict[str, Any]]:
+    """One row per screen: shown from now until the plan's ``until``."""
+    return [display_row(display_id=p.display_id, village_id=p.village_id, kind=p.display_type, text=p.text,
+                        start=t.now, until=p.until, now=t.now) for p in plans if p.until > t.now]
 
 
 def play_rows(

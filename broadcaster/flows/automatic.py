@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.feeds import PollResult, poll_sources
-from broadcaster.flows.alerts import RenderFn, iter_sms_rows, play_rows, timing_for_night
+from broadcaster.flows.alerts import RenderFn, chat_rows, display_rows, iter_sms_rows, play_rows, timing_for_night
 from broadcaster.ledger import Alert, ReadingRow
 from broadcaster.rules import Decision, decide
 from broadcaster.timeutil import Night
@@ -113,7 +113,8 @@ def _create_auto_alert(svc: Service, night: Night, d: Decision, level: int, lowe
     now = svc.now()
     t = timing_for_night(now, night, svc.cfg.settings.schedule.play_expiry_min)
     plays, sha = play_rows(d.plays, svc.speakers, svc.cfg.settings.audio.format, _render_fn(svc), t)
-    rows = itertools.chain(iter_sms_rows(d.sms, svc.sms.type, t), plays)  # streamed into the ledger
+    others = chat_rows(d.chats, svc.image_chat_types(), t) + display_rows(d.displays, t)
+    rows = itertools.chain(iter_sms_rows(d.sms, svc.sms.type, t), plays, others)  # streamed into the ledger
     town = svc.cfg.settings.town
     alert = Alert(
         kind="auto", dedupe_key=f"auto:{town}:{night.date.isoformat()}:{level}", region=town,
@@ -124,10 +125,11 @@ def _create_auto_alert(svc: Service, night: Night, d: Decision, level: int, lowe
     )
     alert_id, created = svc.ledger.create_alert(alert, rows)
     if created:
-        log.info("alert %d created: %s night %s level %d (%s): %d SMS, %d plays", alert_id, town, night.date,
-                 level, d.level_name, len(d.sms), len(d.plays))
+        log.info("alert %d created: %s night %s level %d (%s): %d SMS, %d plays, %d chats, %d displays", alert_id,
+                 town, night.date, level, d.level_name, len(d.sms), len(d.plays), len(d.chats), len(d.displays))
         svc.ledger.audit(now, "scheduler", "alert.create", "alert", alert_id,
                           {"level": level, "rules": d.fired, "sms": len(d.sms), "plays": len(d.plays),
+                           "chats": [c.chat_id for c in d.chats], "displays": [p.display_id for p in d.displays],
                            "text": alert.speaker_text, "audio_sha256": sha})
         if lower:
             _supersede(svc, [a.id for a in lower], alert_id)

@@ -1,32 +1,61 @@
-"""Handing a text (and files) to the station's group chats: the weekly report and incidents (A14).
+"""Handing a text to the station's group chats: the weekly report and incidents (A14, A12).
 
-Group-chat robots (WeCom, DingTalk, Feishu: DESIGN A12) come with issue 14. Until then this is the
-one place the report and the incident flows call, and it sends nothing: with no chat channel in
-this release every call is a no-op that returns an empty list (and says so in the log once).
-
-When chats exist, this is where each id becomes a ``chat`` delivery in the ledger (one per chat and
-message, so the dispatcher retries and counts it like any other): WeCom gets the files themselves,
-the others the text with the console link. The report's section "群消息" already counts ``chat``
-deliveries, whatever creates them.
+Each call becomes a ``system`` alert with one ``chat`` delivery per chat (DESIGN A12), so the
+dispatcher sends, retries and expires it like any other message and the console and the report's
+section "群消息" count it. ``key`` names what is handed over (a report's period, an incident's
+correction): the same key never creates a second alert, so a repeated call sends nothing twice.
+The robots take text and links; the files themselves stay in the console, linked from the text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from broadcaster.flows.alerts import Timing, chat_rows
+from broadcaster.ledger import Alert
+from broadcaster.rules import ChatPlan
+from broadcaster.timeutil import tonight
+
+if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
+    from broadcaster.runtime.service import Service
 
 log = logging.getLogger(__name__)
 
-_said = False
+#: A hand-over not sent within a day is stale (the next report or correction follows).
+VALID = timedelta(hours=24)
 
 
-def to_chats(chat_ids: Sequence[str], text: str, files: Sequence[Path] = (),
-             link: str | None = None) -> list[str]:
-    """Hand ``text`` (and ``files``, or ``link`` where a chat takes no files) to the chats
-    ``chat_ids``; returns the ids it was handed to. No chat channel exists yet: nothing is sent."""
-    global _said
-    if chat_ids and not _said:
-        _said = True
-        log.warning("group chats are not available in this release: nothing sent to %s", ", ".join(chat_ids))
-    return []
+def to_chats(svc: Service, chat_ids: Sequence[str], text: str, files: Sequence[Path] = (),
+             link: str | None = None, *, key: str | None = None, author: str = "scheduler") -> list[str]:
+    """Queue ``text`` (with ``link``, and the names of ``files``) for the chats ``chat_ids``;
+    returns the ids it was queued for (unknown ids are logged and skipped)."""
+    known = [c for c in dict.fromkeys(chat_ids) if c in svc.chats]
+    unknown = [c for c in chat_ids if c not in svc.chats]
+    if unknown:
+        log.warning("chats not configured, nothing sent there: %s", ", ".join(unknown))
+    if not known:
+        return []
+    body = text.rstrip()
+    if files:
+        body += "\n\n附件 / files: " + "、".join(f.name for f in files)
+    if link:
+        body += f"\n{link}"
+    now = svc.now()
+    town = svc.cfg.settings.town
+    digest = hashlib.sha256(f"{key or body}|{','.join(known)}".encode("utf-8")).hexdigest()[:24]
+    plans = [ChatPlan(cid, svc.chats[cid].type, "handoff", body) for cid in known]
+    # Text only: the poster belongs to warnings, not to reports.
+    rows = chat_rows(plans, (), Timing(now, now + VALID, VALID, None))
+    alert = Alert(kind="system", dedupe_key=f"chats:{digest}", region=town, night=tonight(now, svc.cfg.tz).date,
+                  level=None, rules=["handoff"], status="dispatching", sms_text=body, created_at=now,
+                  created_by=author)
+    alert_id, created = svc.ledger.create_alert(alert, rows)
+    if created:
+        log.info("handed to %d chats (alert %d)", len(known), alert_id)
+        svc.dispatcher.wake()
+    return known

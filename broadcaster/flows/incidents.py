@@ -4,7 +4,7 @@ Used by ``POST /api/v1/incidents`` and the console form. An incident is recorded
 changed; a correction is a row of its own, shown with it (the first record stays, as reported).
 Each incident, and each correction that changes the village or the casualties, goes at once by
 SMS to group ``leaders`` (one SMS per person, queued in the same ledger transaction as the record,
-so it goes once) and to the chats of ``report.chats`` (no-op until chats exist). Every step is
+so it goes once) and to the chats of ``report.chats``. Every step is
 audited.
 """
 
@@ -204,7 +204,7 @@ class Incidents:
 
     def _to_chats(self, text: str) -> None:
         sched = self.svc.cfg.settings.report
-        to_chats(sched.chats if sched else [], text)
+        to_chats(self.svc, sched.chats if sched else [], text)
 
     # ------------------------------------------------------------------- reads
 

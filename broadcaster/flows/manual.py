@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.audio import Bulletin
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.flows.alerts import Timing, chat_rows
 from broadcaster.ledger import OPEN, Alert, play_row, sms_row
-from broadcaster.rules import quiet
+from broadcaster.rules import ChatPlan, quiet
 from broadcaster.timeutil import tonight
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -53,6 +54,7 @@ class BroadcastRequest:
     at: datetime | str | None = None
     repeat: int | None = None
     upload: bytes | None = None  # an MP3/WAV recording that replaces the spoken text
+    chats: list[str] = field(default_factory=list)  # group-chat ids (A12): the text goes there too
 
 
 class Broadcasts:
@@ -104,13 +106,22 @@ class Broadcasts:
         bad = [g for g in groups if not isinstance(g, str) or g not in cfg.directory.groups]
         if bad:
             raise InputError("sms_groups", f"未知的短信分组 / unknown SMS group: {', '.join(map(str, bad))}")
-        if not villages and not groups:
-            raise InputError("villages", "请至少选择一个村或一个短信分组 / choose at least one village or SMS group")
+        chats = self._check_chats(req.chats)
+        if not villages and not groups and not chats:
+            raise InputError("villages", "请至少选择一个村、短信分组或群 / choose at least one village, SMS group or chat")
         at = self._parse_at(req.at, now)
         repeat = self.check_repeat(req.repeat)
         if villages and quiet(cfg, at or now, 0):
             raise InputError("at", "该时间处于静默时段，喇叭不能播放 / the time falls in quiet hours")
         return text, villages, groups, at, repeat
+
+    def _check_chats(self, chats: object) -> list[str]:
+        if not isinstance(chats, list) or not all(isinstance(c, str) for c in chats):
+            raise InputError("chats", "应为群编号列表 / must be a list of chat ids")
+        bad = [c for c in chats if c not in self.svc.cfg.chats]
+        if bad:
+            raise InputError("chats", f"未知的群 / unknown chat: {', '.join(bad)}")
+        return list(dict.fromkeys(chats))
 
     def _parse_at(self, value: datetime | str | None, now: datetime) -> datetime | None:
         if value is None or value == "":
@@ -173,6 +184,9 @@ class Broadcasts:
         note: dict[str, Any] = {}
         if req.upload is not None:
             note["upload"] = self._check_upload(req.upload)
+        chats = self._check_chats(req.chats)
+        if chats:
+            note["chats"] = chats  # kept in the note until release (no column of its own)
         a = Alert(
             kind="manual", dedupe_key=f"manual:{uuid.uuid4().hex}", region=self.svc.cfg.settings.town,
             night=tonight(at or now, self.svc.cfg.tz).date, level=None, rules=[], status="pending_approval",
@@ -184,7 +198,7 @@ class Broadcasts:
         alert_id, _ = self.svc.ledger.create_alert(a, [])
         self.svc.ledger.audit(now, author, "broadcast.create", "alert", alert_id, {
             "text": text, "audio_sha256": sha, "upload_sha256": note.get("upload"), "villages": villages,
-            "sms_groups": groups, "at": at.isoformat() if at else None, "repeat": repeat})
+            "sms_groups": groups, "chats": chats, "at": at.isoformat() if at else None, "repeat": repeat})
         log.info("broadcast %d created by %s: %d villages, %d SMS groups", alert_id, author, len(villages), len(groups))
         if not self.svc.cfg.settings.http.require_approval:
             self._release(alert_id, author, now)
@@ -244,6 +258,10 @@ class Broadcasts:
                 rows.append(play_row(speaker_id=sc.id, village_id=vid, kind=channel.type, mode=channel.mode,
                                      sha256=b.sha256, ext=b.ext, repeat=1, play_at=when, expires_at=when + expiry,
                                      now=now))
+        chats = [ChatPlan(cid, cfg.chats[cid].type, "manual", a.speaker_text or "")
+                 for cid in _note(a).get("chats", []) if cid in cfg.chats]
+        # Chat messages go out at ``at`` like the SMS, and are as stale after SMS_VALID.
+        rows += chat_rows(chats, self.svc.image_chat_types(), Timing(when, when + SMS_VALID, expiry, None))
         return rows, held
 
     def cancel(self, alert_id: int, actor: str) -> dict[str, Any]:
@@ -286,6 +304,7 @@ class Broadcasts:
         return {
             "id": a.id, "status": computed_status(a, counts, self.svc.now()), "text": a.speaker_text,
             "deliveries": counts, "villages": a.villages or [], "sms_groups": a.sms_groups or [],
+            "chats": _note(a).get("chats", []),
             "at": a.at.astimezone(tz).isoformat() if a.at else None, "repeat": a.repeat,
             "audio_sha256": a.audio_sha256, "upload": bool(_note(a).get("upload")),
             "created_by": a.created_by, "created_at": a.created_at.astimezone(tz).isoformat(),

@@ -1,5 +1,5 @@
 """The scheduled Friday report (DESIGN A14): made once a week at ``report.at`` and sent by e-mail
-(``smtp``) and to the chats (``report.chats``, a no-op until chats exist: :mod:`broadcaster.flows.handoff`).
+(``smtp``) and to the chats (``report.chats``, :mod:`broadcaster.flows.handoff`).
 
 Once per week, whatever happens: the week is claimed in the ledger (``reports``) before anything is
 made, and marked sent after; a restart, the start-up catch-up or a second node finds it and does
@@ -91,7 +91,7 @@ def send_scheduled(svc: Service, why: str = "scheduled") -> Sent | None:
             subject = f"{cfg.settings.town}一氧化碳中毒预警周报 {period.label}"
             out.refused = send_mail(cfg.settings.smtp, sched.email, subject, body, out.files)
             out.emailed = [a for a in sched.email if a not in out.refused]
-        out.chats = to_chats(sched.chats, body, out.files, link(cfg))
+        out.chats = to_chats(svc, sched.chats, body, out.files, link(cfg), key=f"report:{period.file_stem}")
     except Exception as exc:
         reports.failed(period.file_stem, [f.name for f in out.files], str(exc))
         log.error("weekly report %s could not be sent: %s", period.file_stem, exc)

@@ -19,7 +19,7 @@ from broadcaster.ledger.models import (
     ReadingRow,
     ReportRecord,
 )
-from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, play_row, sms_row
+from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, chat_row, display_row, play_row, sms_row
 from broadcaster.ledger.schema import SchemaError, SchemaOutOfDate
 from broadcaster.ledger.store import Ledger, upgrade_schema
 from broadcaster.ledger.transitions import FINAL, OPEN, STATES, TRANSITIONS
@@ -27,4 +27,4 @@ from broadcaster.ledger.transitions import FINAL, OPEN, STATES, TRANSITIONS
 __all__ = ["FINAL", "OPEN", "STATES", "TRANSITIONS", "Alert", "ApiToken", "AuditEntry", "ConsoleSession",
            "ConsoleUser", "ContactFlag", "Delivery", "DeliveryJob", "EndpointContact", "Incident",
            "IncidentCorrection", "Ledger", "Outcome", "ReadingRow", "Receipt", "ReportRecord", "SchemaError",
-           "SchemaOutOfDate", "play_row", "sms_row", "upgrade_schema"]
+           "SchemaOutOfDate", "chat_row", "display_row", "play_row", "sms_row", "upgrade_schema"]

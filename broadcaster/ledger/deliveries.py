@@ -245,7 +245,9 @@ class Deliveries:
         still be withdrawn from their endpoint.
         """
         ids = list(alert_ids)
-        mine = (Delivery.alert_id.in_(ids), Delivery.channel == "speaker")
+        # A display's warning is withdrawn like a play: its ``play_at`` is the moment it leaves
+        # the screen (``until``), so "not played yet" reads "still on screen" for it.
+        mine = (Delivery.alert_id.in_(ids), Delivery.channel.in_(("speaker", "display")))
         cancelled = {"state": MOVES["pending", "cancel"], "last_error": reason, "updated_at": now}
         withdraw = next_withdrawal(None, "withdraw")
         with self._ledger.session() as s:
@@ -408,7 +410,7 @@ def _settle(row: Any, o: Outcome) -> dict[str, Any] | None:
     if new in OPEN:  # sent back to pending: cancelled instead, as the cancel asked
         v.update(state=TRANSITIONS[new, "cancel"], last_error=row.last_error,
                  withdrawal=next_withdrawal("requested", "settle"))
-    elif (new == "sent" and row.channel == "speaker" and o.withdrawable and row.play_at is not None
+    elif (new == "sent" and row.channel in ("speaker", "display") and o.withdrawable and row.play_at is not None
           and row.play_at > o.at):
         v.update(state=TRANSITIONS[new, "withdraw"], last_error=row.last_error, due_at=o.at,
                  withdrawal=next_withdrawal("requested", "withdraw"))

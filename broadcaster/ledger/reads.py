@@ -145,6 +145,18 @@ class Reads:
                 .order_by(Delivery.id.desc()).limit(20)).all()
         return NightStatus(row, alerts, by_state, [tuple(p) for p in plays], [tuple(p) for p in problems])
 
+    def auto_alerts_since(self, since: datetime) -> list[Alert]:
+        """Automatic alerts created since ``since``, oldest first (the public CAP feed)."""
+        with self._ledger.reader() as s:
+            return list(s.scalars(select(Alert).where(Alert.kind == "auto", Alert.created_at >= since)
+                                  .order_by(Alert.id)))
+
+    def latest_reading(self, night: date) -> ReadingRow | None:
+        """The night's latest poll with a valid reading (its level, advice and valid times)."""
+        with self._ledger.reader() as s:
+            return s.scalars(select(ReadingRow).where(ReadingRow.night == night, ReadingRow.level.is_not(None))
+                             .order_by(ReadingRow.id.desc()).limit(1)).first()
+
     def tonight_levels(self, night: date) -> tuple[int | None, int | None]:
         """For catching up: the level of the night's latest poll (None: no poll, or no valid
         reading) and the highest level it has an automatic alert for (None: none)."""

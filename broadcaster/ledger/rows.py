@@ -39,6 +39,23 @@ def play_row(*, speaker_id: str, village_id: str, kind: str, mode: str, sha256: 
             "play_at": play_at, "due_at": due, "expires_at": expires_at, **_new(now)}
 
 
+def chat_row(*, chat_id: str, kind: str, part: str, body: str, due_at: datetime, expires_at: datetime,
+             now: datetime) -> dict[str, Any]:
+    """A new group-chat message (DESIGN A12) to chat ``chat_id`` of robot type ``kind``: ``part`` is
+    ``text`` or ``image`` (WeCom's poster), each its own delivery so each is retried on its own."""
+    return {"channel": "chat", "kind": kind, "target": chat_id, "slot": part, "body": body,
+            "due_at": due_at, "expires_at": expires_at, **_new(now)}
+
+
+def display_row(*, display_id: str, village_id: str, kind: str, text: str, start: datetime, until: datetime,
+                now: datetime) -> dict[str, Any]:
+    """A warning on display ``display_id`` from ``start`` until ``until``. ``play_at`` holds
+    ``until``: like a play not yet played, a warning still on screen can be withdrawn."""
+    return {"channel": "display", "kind": kind, "target": display_id, "slot": start.isoformat(),
+            "village_id": village_id, "body": text, "play_at": until, "due_at": start,
+            "expires_at": until, **_new(now)}
+
+
 # ------------------------------------------------------------- jobs and events
 
 
@@ -61,6 +78,8 @@ class DeliveryJob:
     expires_at: datetime
     attempts: int
     claimed_at: datetime | None
+    # "text"/"image" for a chat message, the start (ISO) of a display's warning, a play's time
+    slot: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,13 @@ from pathlib import Path
 from broadcaster import plugins
 from broadcaster.audio import Renderer
 from broadcaster.audio.links import AudioLinks, url_key
+from broadcaster.channels.chats import ChatChannel, ChatContext, build_chats, chat_types
+from broadcaster.channels.displays import DisplayChannel, display_types
 from broadcaster.channels.sms import SmsContext, build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
-from broadcaster.flows import automatic
+from broadcaster.flows import automatic, publishing
 from broadcaster.flows.automatic import PollReport
 from broadcaster.feeds import SourceContext, build_sources
 from broadcaster.ledger import Ledger
@@ -58,6 +60,11 @@ class Service:
         self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(
             public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz, templates=cfg.rules.templates))
+        self.chats: dict[str, ChatChannel] = build_chats(cfg.chats, ChatContext(s.http.public_url, s.town))
+        dtypes = display_types() if cfg.displays else {}
+        self.displays: dict[str, DisplayChannel] = {
+            did: dtypes[dc.type](dc) for did, (_v, dc) in cfg.displays.items()
+        }
         self.dispatcher = Dispatcher(
             self.ledger,
             Endpoints(
@@ -66,6 +73,9 @@ class Service:
                 audio_path=self.renderer.find,
                 links=self.links,
                 tz=cfg.tz,
+                chats=self.chats,
+                displays=self.displays,
+                compose=lambda job: publishing.compose(self, job),
             ),
             self.clock,
             rate_per_s=s.sms.rate_per_s,
@@ -110,9 +120,15 @@ class Service:
         """Cancel what these alerts have not sent and withdraw plays endpoints hold
         (``Deliveries.cancel``)."""
         push = {t for t, cls in speaker_types().items() if cls.withdrawable}
+        if self.displays:
+            push |= {t for t, cls in display_types().items() if cls.withdrawable}
         result = self.ledger.deliveries.cancel(alert_ids, reason, self.now(), push)
         self.dispatcher.wake()
         return result
+
+    def image_chat_types(self) -> set[str]:
+        """The robot types that take the poster as an image (WeCom)."""
+        return {t for t, cls in chat_types().items() if cls.takes_images} if self.chats else set()
 
     def unreachable(self) -> dict[str, str]:
         """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""

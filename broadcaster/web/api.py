@@ -33,6 +33,7 @@ class BroadcastIn(BaseModel):
     text: str = Field(description=f"SMS and spoken text, 1-{MAX_TEXT} characters")
     villages: list[str] | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
     sms_groups: list[str] = Field(default_factory=list, description="SMS group ids from the directory")
+    chats: list[str] = Field(default_factory=list, description="group-chat ids from the directory (A12)")
     at: str | None = Field(default=None, description="ISO 8601 time to go out (default now); local time if naive")
     repeat: int | None = Field(default=None, description="times the message is spoken in the bulletin, 1-10")
 
@@ -81,8 +82,8 @@ def router(svc: Service) -> APIRouter:
     def create(body: BroadcastIn, p: Principal = operator) -> dict[str, Any]:
         """Create a manual broadcast (awaits approval when ``http.require_approval`` is on)."""
         with _http_errors():
-            return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat),
-                             p.name)
+            return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat,
+                                              chats=body.chats), p.name)
 
     @r.post("/broadcasts/upload", status_code=201, response_model=Created)
     def create_upload(

@@ -26,6 +26,7 @@ from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
 from broadcaster.messages import sms_segments
+from broadcaster.flows import publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
 from broadcaster.web.auth import Id
@@ -42,7 +43,8 @@ FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分�
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals.update(STATE_ZH=views.STATE_ZH, STATUS_ZH=views.STATUS_ZH, KIND_ZH=views.KIND_ZH,
-                             ROLE_ZH=ROLE_ZH, LEVEL_COLOURS=views.LEVEL_COLOURS, MAX_TEXT=MAX_TEXT)
+                             ROLE_ZH=ROLE_ZH, LEVEL_COLOURS=views.LEVEL_COLOURS, MAX_TEXT=MAX_TEXT,
+                             CHAT_TYPE_ZH={"wecom": "企业微信", "dingtalk": "钉钉", "feishu": "飞书"})
 templates.env.filters["t"] = lambda d, f="%m-%d %H:%M": d.strftime(f) if d else "—"
 
 
@@ -142,18 +144,21 @@ def router(svc: Service) -> APIRouter:
     def compose_page(request: Request, me: SessionInfo, values: dict[str, Any], error: str = "",
                      field: str = "", code: int = 200) -> HTMLResponse:
         return page(request, "compose.html", me, code, villages=svc.cfg.villages,
+                    chats={cid: c.type for cid, c in svc.cfg.chats.items()},
                     groups=svc.cfg.directory.groups, v=values, error=error, field=field,
                     approval=svc.cfg.settings.http.require_approval, repeat_default=svc.cfg.settings.audio.repeat)
 
     @r.get("/compose")
     def compose_form(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
-        return compose_page(request, me, {"villages": [], "sms_groups": [], "text": "", "at": "", "repeat": ""})
+        return compose_page(request, me, {"villages": [], "sms_groups": [], "chats": [], "text": "", "at": "",
+                                          "repeat": ""})
 
     @r.post("/compose")
     async def compose(request: Request, me: SessionInfo = Depends(user)) -> Response:
         data = await form(request, me)
         values = {"text": str(data.get("text", "")), "villages": [str(v) for v in data.getlist("villages")],
                   "sms_groups": [str(g) for g in data.getlist("sms_groups")], "at": str(data.get("at", "")),
+                  "chats": [str(c) for c in data.getlist("chats")],
                   "repeat": str(data.get("repeat", ""))}
         upload = data.get("audio")
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
@@ -163,7 +168,7 @@ def router(svc: Service) -> APIRouter:
             return compose_page(request, me, values, "重复次数应为数字", "repeat", 422)
         everyone = set(values["villages"]) >= set(svc.cfg.villages) and bool(svc.cfg.villages)
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
-                               values["at"] or None, repeat, upload=blob)
+                               values["at"] or None, repeat, upload=blob, chats=values["chats"])
         try:
             out = bc.create(req, me.user)
         except InputError as exc:
@@ -171,6 +176,12 @@ def router(svc: Service) -> APIRouter:
                                 exc.field, 422)
         word = "已提交审批" if out["status"] == "pending_approval" else "已安排发送"
         return back(f"/history/{out['id']}", f"广播 #{out['id']} {word}")
+
+    @r.get("/console/poster.png")
+    def poster_preview(text: str = "", me: SessionInfo = Depends(user)) -> Response:
+        """The poster a manual broadcast of ``text`` gets (staff forward it to ordinary WeChat groups)."""
+        return Response(publishing.manual_poster(svc, text.strip()[:MAX_TEXT]), media_type="image/png",
+                        headers={"Cache-Control": "private, no-store"})
 
     @r.get("/console/segments")
     def segments(text: str = "", me: SessionInfo = Depends(user)) -> JSONResponse:

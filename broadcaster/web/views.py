@@ -18,6 +18,8 @@ STATE_ZH = {"pending": "待发送", "sending": "发送中", "sent": "已发出",
 STATUS_ZH = {"pending_approval": "待审批", "scheduled": "已排期", "dispatching": "发送中", "done": "已完成",
              "cancelled": "已取消", "active": "生效", "superseded": "已被更新"}
 KIND_ZH = {"auto": "自动", "manual": "人工", "system": "系统"}
+CHANNEL_ZH = {"sms": "短信", "speaker": "喇叭", "chat": "群消息", "display": "显示屏"}
+CHAT_PART_ZH = {"text": "文字", "image": "海报"}
 SPEAKER_ZH = {"agent": "广播室代理", "http": "IP 喇叭", "mqtt": "4G 喇叭", "folder": "广播软件文件夹"}
 LEVEL_COLOURS = {1: "#2e7d32", 2: "#1565c0", 3: "#f9a825", 4: "#ef6c00", 5: "#c62828"}
 PAGE = 200
@@ -53,13 +55,19 @@ def deliveries(svc: Service, alert_id: int, page: int = 0) -> tuple[list[dict[st
     rows, total = svc.ledger.reads.deliveries_page(alert_id, page, PAGE)
     out = []
     for d in rows:
-        who = d.target if d.channel == "speaker" else f"{d.contact_name or ''} {mask_phone(d.target)}".strip()
+        if d.channel == "sms":
+            who = f"{d.contact_name or ''} {mask_phone(d.target)}".strip()
+        elif d.channel == "chat":  # the chat's id and what went there (WeCom: text, then the poster)
+            who = f"{d.target}（{CHAT_PART_ZH.get(d.slot, d.slot)}）"
+        else:
+            who = d.target
         when = d.played_at or d.delivered_at or d.sent_at or d.updated_at
-        out.append({"id": d.id, "channel": "短信" if d.channel == "sms" else "喇叭", "who": who,
+        out.append({"id": d.id, "channel": CHANNEL_ZH.get(d.channel, d.channel), "who": who,
                     "village": names.get(d.village_id or "", d.village_id or ""), "state": d.state,
                     "state_zh": STATE_ZH.get(d.state, d.state), "attempts": d.attempts,
                     "at": when.astimezone(tz) if when else None, "error": d.last_error or "",
-                    "play_at": d.play_at.astimezone(tz) if d.play_at else None,
+                    "play_at": d.play_at.astimezone(tz) if d.play_at and d.channel == "speaker" else None,
+                    "until": d.play_at.astimezone(tz) if d.play_at and d.channel == "display" else None,
                     "duplicate": d.possible_duplicate})
     return out, total
 
