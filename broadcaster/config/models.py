@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from broadcaster.config.books import Book
 from broadcaster.errors import Problem
 from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
@@ -188,6 +189,14 @@ class SmtpConfig(Strict):
     timeout_s: float = Field(default=30, gt=0, le=300)
 
 
+class CheckinConfig(Strict):
+    """``checkins`` (包户核实, A13): times of the duty day (08:00-08:00) that holds the night."""
+
+    level_at_least: int = Field(default=4, ge=1, le=5)
+    send_at: HHMM = parse_hhmm("18:30")
+    confirm_by: HHMM = parse_hhmm("21:00")
+
+
 class Settings(Strict):
     """``broadcaster.yaml``. ``feed`` is validated separately (per source type)."""
 
@@ -204,6 +213,7 @@ class Settings(Strict):
     http: HttpConfig = HttpConfig()
     report: ReportSchedule | None = None
     smtp: SmtpConfig | None = None
+    checkins: CheckinConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -328,6 +338,9 @@ class DirectoryFile(Strict):
     groups: dict[str, str]
     villages: list[Village] = []
     contacts: list[Contact] = []
+    # Workbooks (A13), relative to directory.yaml: 重点户 and 值班表.
+    households_file: Path | None = None
+    duty_file: Path | None = None
 
 
 # ---------------------------------------------------------------- the whole configuration
@@ -359,6 +372,9 @@ class Config:
     sms: Choice
     tts: Choice
     warnings: list[Problem] = field(default_factory=list)
+    # The households and duty workbooks and everyone SMS can reach (A13); swapped whole when a
+    # changed workbook is read again (``broadcaster.config.books``).
+    book: Book = field(default_factory=lambda: Book())
 
     @property
     def base_dir(self) -> Path:
@@ -370,6 +386,11 @@ class Config:
 
     def resolve(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def directory_path(self) -> Path:
+        """directory.yaml, resolved."""
+        return self.resolve(self.settings.directory)
 
     @property
     def data_dir(self) -> Path:
