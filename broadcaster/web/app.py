@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broadcaster.web import agent_api, api, auth, console, incidents, receipts, reports
+from broadcaster.web import agent_api, api, auth, checkins, console, incidents, receipts, reports
 from broadcaster.web.longpoll import CommandWatch
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -39,7 +39,7 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     app.state.command_watch = watch = CommandWatch(
         lambda: svc.ledger.reads.agent_fingerprints(svc.now()), version=svc.ledger.version)
     app.include_router(agent_api.router(svc, watch))
-    for mod in (api, receipts, console, incidents, reports):
+    for mod in (api, receipts, console, incidents, reports, checkins):
         app.include_router(mod.router(svc))
     console.install(app)
     return app

@@ -1,0 +1,71 @@
+"""Check-ins as the ledger keeps them (包户核实, DESIGN A13): each cadre's code for a night (by its
+sha256) and every answer given on the page (appended, never changed; the latest counts)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from broadcaster.ledger.models import AuditEntry, CheckinAnswer, CheckinCode
+
+if TYPE_CHECKING:
+    from broadcaster.ledger.db import Database
+
+# (village id, 户主, 地址): what identifies a household (A13's duplicate rule).
+HouseholdKey = tuple[str, str, str]
+
+
+class Checkins:
+    """Codes and answers of check-in nights."""
+
+    def __init__(self, ledger: Database) -> None:
+        self._ledger = ledger
+
+    def issue(self, night: date, codes: list[tuple[str, str, str]], expires_at: datetime,
+              now: datetime) -> bool:
+        """Store ``(code_sha256, cadre_phone, cadre_name)`` for ``night``, all or none.
+
+        False when the night's codes were already issued (by this node earlier, or another one).
+        """
+        try:
+            with self._ledger.session() as s:
+                s.execute(insert(CheckinCode), [
+                    {"code_sha256": sha, "night": night, "cadre_phone": phone, "cadre_name": name,
+                     "expires_at": expires_at, "created_at": now} for sha, phone, name in codes])
+            return True
+        except IntegrityError:
+            return False
+
+    def issued(self, night: date) -> bool:
+        """Whether the night's check-in codes exist."""
+        with self._ledger.reader() as s:
+            return s.scalar(select(CheckinCode.id).where(CheckinCode.night == night).limit(1)) is not None
+
+    def code(self, code_sha256: str) -> CheckinCode | None:
+        """The code row for a hashed code, expired or not (the caller decides)."""
+        with self._ledger.reader() as s:
+            row = s.scalar(select(CheckinCode).where(CheckinCode.code_sha256 == code_sha256))
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    def answer(self, night: date, key: HouseholdKey, cadre: tuple[str, str], answer: str,
+               now: datetime, actor: str, detail: dict[str, str]) -> None:
+        """Record one answer and its audit entry in one transaction."""
+        village, head, address = key
+        with self._ledger.session() as s:
+            s.add(CheckinAnswer(night=night, village=village, head=head, address=address,
+                                cadre_phone=cadre[0], cadre_name=cadre[1], answer=answer, answered_at=now))
+            s.add(AuditEntry(at=now, actor=actor, action="checkin.answer", object_type="checkin",
+                             object_id=night.isoformat(), detail=detail))
+
+    def answers(self, night: date) -> dict[HouseholdKey, tuple[str, datetime, str]]:
+        """The latest answer per household of ``night``: ``{key: (answer, answered_at, cadre_name)}``."""
+        a = CheckinAnswer
+        q = (select(a.village, a.head, a.address, a.answer, a.answered_at, a.cadre_name)
+             .where(a.night == night).order_by(a.id))
+        with self._ledger.reader() as s:
+            return {(v, h, ad): (ans, at, cadre) for v, h, ad, ans, at, cadre in s.execute(q)}
