@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,12 +82,17 @@ class Book:
                 out.append((p, DUTY))
         return out
 
-    def by_cadre(self) -> dict[str, list[Household]]:
-        """The households of each 包户干部, by the cadre's number, in sheet order."""
+    @cached_property
+    def _by_cadre(self) -> dict[str, list[Household]]:
         out: dict[str, list[Household]] = {}
         for h in self.households:
             out.setdefault(h.cadre_phone, []).append(h)
         return out
+
+    def by_cadre(self) -> dict[str, list[Household]]:
+        """The households of each 包户干部, by the cadre's number, in sheet order (computed once
+        per Book: every check-in page asks for it)."""
+        return self._by_cadre
 
     def day(self, day: date) -> DutyDay | None:
         """The roster row of one duty day, if any."""

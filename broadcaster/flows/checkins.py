@@ -173,24 +173,36 @@ class Holder:
 class CheckinPage:
     """What the page of one code shows and records."""
 
+    CACHE_MAX = 10_000
+
     def __init__(self, svc: Service) -> None:
         self.svc = svc
+        # code sha256 -> (holder, expires_at): a code never changes once issued, so the ledger is
+        # asked once per code (300 cadres opening their links at once, issue 15's bench).
+        self._known: dict[str, tuple[Holder, datetime]] = {}
 
     def holder(self, code: str) -> Holder:
         """The code's cadre and night; NotFound for an unknown code, Expired after its night."""
         if not code or len(code) > 64:
             raise NotFound("no such check-in link")
-        row = self.svc.ledger.checkins.code(code_hash(code))
-        if row is None:
-            raise NotFound("no such check-in link")
-        if self.svc.now() >= row.expires_at:
+        sha = code_hash(code)
+        known = self._known.get(sha)
+        if known is None:
+            row = self.svc.ledger.checkins.code(sha)
+            if row is None:
+                raise NotFound("no such check-in link")
+            known = (Holder(row.night, row.cadre_phone, row.cadre_name), row.expires_at)
+            if len(self._known) >= self.CACHE_MAX:
+                self._known.clear()
+            self._known[sha] = known
+        if self.svc.now() >= known[1]:
             raise Expired("this check-in link has expired")
-        return Holder(row.night, row.cadre_phone, row.cadre_name)
+        return known[0]
 
     def view(self, code: str) -> dict[str, Any]:
         """The page's content: the cadre's households with their latest answers."""
         h = self.holder(code)
-        answers = self.svc.ledger.checkins.answers(h.night)
+        answers = self.svc.ledger.checkins.answers(h.night, h.cadre_phone)
         names = {v.id: v.name for v in self.svc.cfg.directory.villages}
         homes = self.svc.cfg.book.by_cadre().get(h.cadre_phone, [])
         return {"night": h.night, "cadre": h.cadre_name, "answers": ANSWERS, "town": self.svc.cfg.settings.town,

@@ -62,10 +62,13 @@ class Checkins:
             s.add(AuditEntry(at=now, actor=actor, action="checkin.answer", object_type="checkin",
                              object_id=night.isoformat(), detail=detail))
 
-    def answers(self, night: date) -> dict[HouseholdKey, tuple[str, datetime, str]]:
-        """The latest answer per household of ``night``: ``{key: (answer, answered_at, cadre_name)}``."""
+    def answers(self, night: date, cadre_phone: str | None = None) -> dict[HouseholdKey, tuple[str, datetime, str]]:
+        """The latest answer per household of ``night`` (given by ``cadre_phone`` only, when set):
+        ``{key: (answer, answered_at, cadre_name)}``."""
         a = CheckinAnswer
         q = (select(a.village, a.head, a.address, a.answer, a.answered_at, a.cadre_name)
              .where(a.night == night).order_by(a.id))
+        if cadre_phone is not None:
+            q = q.where(a.cadre_phone == cadre_phone)
         with self._ledger.reader() as s:
             return {(v, h, ad): (ans, at, cadre) for v, h, ad, ans, at, cadre in s.execute(q)}

@@ -102,8 +102,11 @@ def router(svc: Service) -> APIRouter:
         if limiter.blocked(_client(request)):
             raise HTTPException(429, "尝试次数过多，请稍后再试 / too many attempts", headers={"Retry-After": "600"})
 
+    # async: the page is a cached code lookup, one indexed read and a template, well under a
+    # millisecond; run in the event loop it skips the thread hand-off that dominated when 300
+    # cadres opened their links at once (bench/checkin_pages.py).
     @r.get("/c/{code}", include_in_schema=False)
-    def checkin_page(code: str, request: Request) -> Response:
+    async def checkin_page(code: str, request: Request) -> Response:
         guard(request)
         try:
             view = page.view(code)
