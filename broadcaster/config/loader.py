@@ -171,8 +171,12 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     return _choice("tts", audio.tts, {**common, **section}, file, "audio.tts", problems, "speech engine", where)
 
 
-def load_config(path: Path | str | None = None) -> Config:
-    """Load and validate everything; raise ConfigError listing every problem found."""
+def load_config(path: Path | str | None = None, now: datetime | None = None) -> Config:
+    """Load and validate everything; raise ConfigError listing every problem found.
+
+    ``now`` (default: the wall clock) is the moment the duty roster is checked from: ``check``
+    warns about the season's days from then on without a roster row.
+    """
     path = Path(path or os.environ.get("BROADCASTER_CONFIG") or DEFAULT_PATH).resolve()
     problems: list[Problem] = []
     main_file = display(path)
@@ -261,11 +265,11 @@ def load_config(path: Path | str | None = None) -> Config:
     if d.households_file is not None or d.duty_file is not None:
         hp, dp = workbook_paths(d.households_file, d.duty_file, dir_path)
         cfg.book, found = read_books(hp, dp, d.contacts, {v.id: v.name for v in d.villages},
-                                     settings.schedule.season.bounds(), cfg.tz, datetime.now(cfg.tz))
+                                     settings.schedule.season.bounds(), cfg.tz, now or datetime.now(cfg.tz))
         problems.extend(found)
     else:
         cfg.book, _ = read_books(None, None, d.contacts, {}, settings.schedule.season.bounds(), cfg.tz,
-                                 datetime.now(cfg.tz))
+                                 now or datetime.now(cfg.tz))
     problems.extend(cross_check(cfg, display(rules_path), display(dir_path)))
     errors = [p for p in problems if not p.warning]
     if errors:
