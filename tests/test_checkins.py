@@ -195,3 +195,21 @@ def test_console_shows_households_roster_and_board(api: Api) -> None:
     assert "东村一组12号" not in page.text and "13800138111" not in page.text  # only the cadre sees these
     board = c.get("/checkins?night=2026-11-28")
     assert board.status_code == 200 and "共 10 户，未确认或联系不上 <strong>10</strong> 户" in board.text
+
+
+def test_weekly_report_counts_checkins_by_village_and_cadre(api: Api) -> None:
+    from broadcaster.flows.report import build_report, period_from_options
+
+    api.clock.set(local(2026, 11, 28, 16, 30))
+    api.svc.poll()
+    run(api, send_links, 18, 30)
+    code = [LINK.search(x["body"]).group(1) for x in outbox(api) if x["to"] == ZHANGSAN and "/c/" in x["body"]][0]  # type: ignore[union-attr]
+    mine = households_on(api.client.get(f"/c/{code}").text)
+    api.client.post(f"/c/{code}", data={"household": mine["张德顺"], "answer": "已电话确认安全"})
+    api.client.post(f"/c/{code}", data={"household": mine["刘长贵"], "answer": "联系不上"})
+    r = build_report(api.svc.cfg, api.svc.ledger, period_from_options("2026-W48", None, None, api.clock.now().date()),
+                     api.clock.now())
+    # Both answers count as answered (联系不上 is an answer; the duty SMS still names it).
+    assert sorted((c.name, c.households, c.answered, c.missing) for c in r.checkins_by_village) == sorted(
+        [("南村", 3, 0, 3), ("东村", 4, 2, 2), ("西村", 3, 0, 3)])
+    assert ("张三", 2, 2, 0) in [(c.name, c.households, c.answered, c.missing) for c in r.checkins_by_cadre]

@@ -125,3 +125,14 @@ def test_manual_broadcast_to_household_cadres_undeclared_group(books: Path) -> N
                                        ("+8613900139102", "household_cadres"), ("+8615000150103", "household_cadres")])
     finally:
         api.svc.close()
+
+
+def test_checkins_config_is_checked(confdir: Path) -> None:
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(checkins={"send_at": "21:00", "confirm_by": "18:30"}))
+    with pytest.raises(ConfigError) as e:
+        load_config(confdir / "broadcaster.yaml")
+    assert "broadcaster.yaml: checkins.confirm_by: 须晚于 send_at（21:00；值班日从 08:00 到次日 08:00）" in str(e.value)
+    # 02:00 is the next morning's, after 21:00; no households_file is only a warning.
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(checkins={"send_at": "21:00", "confirm_by": "02:00"}))
+    cfg = load_config(confdir / "broadcaster.yaml")
+    assert any(w.path == "checkins" and "没有 households_file" in w.message for w in cfg.warnings)

@@ -91,7 +91,7 @@ def send_links(svc: Service) -> int | None:
     for phone, homes in cadres.items():
         code = secrets.token_urlsafe(CODE_BYTES)
         name = homes[0].cadre_name
-        codes.append((code_hash(code), phone, name))
+        codes.append((code_hash(code), phone, name, [h.key for h in homes]))
         plans.append(SmsPlan(name, phone, homes[0].village_id, "checkin",
                              checkin_sms(cfg.settings.town, name, level, len(homes), f"{base}/c/{code}"),
                              "household_cadres"))

@@ -24,9 +24,9 @@ class Checkins:
     def __init__(self, ledger: Database) -> None:
         self._ledger = ledger
 
-    def issue(self, night: date, codes: list[tuple[str, str, str]], expires_at: datetime,
+    def issue(self, night: date, codes: list[tuple[str, str, str, list[HouseholdKey]]], expires_at: datetime,
               now: datetime) -> bool:
-        """Store ``(code_sha256, cadre_phone, cadre_name)`` for ``night``, all or none.
+        """Store ``(code_sha256, cadre_phone, cadre_name, households)`` for ``night``, all or none.
 
         False when the night's codes were already issued (by this node earlier, or another one).
         """
@@ -34,7 +34,8 @@ class Checkins:
             with self._ledger.session() as s:
                 s.execute(insert(CheckinCode), [
                     {"code_sha256": sha, "night": night, "cadre_phone": phone, "cadre_name": name,
-                     "expires_at": expires_at, "created_at": now} for sha, phone, name in codes])
+                     "households": [list(k) for k in homes], "expires_at": expires_at, "created_at": now}
+                    for sha, phone, name, homes in codes])
             return True
         except IntegrityError:
             return False
@@ -72,3 +73,24 @@ class Checkins:
             q = q.where(a.cadre_phone == cadre_phone)
         with self._ledger.reader() as s:
             return {(v, h, ad): (ans, at, cadre) for v, h, ad, ans, at, cadre in s.execute(q)}
+
+    def summary(self, start: date, end: date) -> tuple[list[tuple[str, int, int, int]],
+                                                        list[tuple[str, int, int, int]]]:
+        """Nights ``start``..``end``: ``(village id | cadre name, households, answered, missing)``,
+        each household counted once per night; answered = any of the three answers."""
+        with self._ledger.reader() as s:
+            codes = list(s.execute(select(CheckinCode.night, CheckinCode.cadre_name, CheckinCode.households)
+                                   .where(CheckinCode.night.between(start, end))))
+            answered = {(n, v, h, a) for n, v, h, a in s.execute(
+                select(CheckinAnswer.night, CheckinAnswer.village, CheckinAnswer.head, CheckinAnswer.address)
+                .where(CheckinAnswer.night.between(start, end)))}
+        villages: dict[str, list[int]] = {}
+        cadres: dict[str, list[int]] = {}
+        for night, cadre, homes in codes:
+            for village, head, address in homes:
+                done = (night, village, head, address) in answered
+                for row in (villages.setdefault(village, [0, 0, 0]), cadres.setdefault(cadre, [0, 0, 0])):
+                    row[0] += 1
+                    row[1 if done else 2] += 1
+        return ([(k, *v) for k, v in sorted(villages.items())],  # type: ignore[misc]
+                [(k, *v) for k, v in sorted(cadres.items())])  # type: ignore[misc]

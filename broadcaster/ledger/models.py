@@ -309,6 +309,9 @@ class CheckinCode(Base):
     night: Mapped[date] = mapped_column(Date, index=True)
     cadre_phone: Mapped[str] = mapped_column(String(20))  # E.164
     cadre_name: Mapped[str] = mapped_column(String(100))
+    # The cadre's households that night, [[village id, 户主, 地址], ...]: the weekly report counts
+    # answered and missing ones from the ledger alone, whatever the workbook says later.
+    households: Mapped[list[Any]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (UniqueConstraint("night", "cadre_phone", name="uq_checkin_code_night_cadre"),)

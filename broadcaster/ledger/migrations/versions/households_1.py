@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("night", sa.Date(), nullable=False),
         sa.Column("cadre_phone", sa.String(20), nullable=False),
         sa.Column("cadre_name", sa.String(100), nullable=False),
+        sa.Column("households", sa.JSON(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
