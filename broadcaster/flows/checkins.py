@@ -180,6 +180,9 @@ class CheckinPage:
         # code sha256 -> (holder, expires_at): a code never changes once issued, so the ledger is
         # asked once per code (300 cadres opening their links at once, issue 15's bench).
         self._known: dict[str, tuple[Holder, datetime]] = {}
+        # (night, ledger version, answers): the night's answers, read again only when the ledger
+        # changed (SQLite's data_version; on PostgreSQL there is no cheap version and every page reads).
+        self._answers: tuple[date, int, dict[Any, tuple[str, datetime, str]]] | None = None
 
     def holder(self, code: str) -> Holder:
         """The code's cadre and night; NotFound for an unknown code, Expired after its night."""
@@ -202,7 +205,7 @@ class CheckinPage:
     def view(self, code: str) -> dict[str, Any]:
         """The page's content: the cadre's households with their latest answers."""
         h = self.holder(code)
-        answers = self.svc.ledger.checkins.answers(h.night, h.cadre_phone)
+        answers = self._night_answers(h.night)
         names = {v.id: v.name for v in self.svc.cfg.directory.villages}
         homes = self.svc.cfg.book.by_cadre().get(h.cadre_phone, [])
         return {"night": h.night, "cadre": h.cadre_name, "answers": ANSWERS, "town": self.svc.cfg.settings.town,
@@ -210,6 +213,16 @@ class CheckinPage:
                                 "head": x.head, "address": x.address, "category": x.category,
                                 "contact": x.contact_name, "phone": x.contact_phone,
                                 "answer": answers.get(x.key, (None,))[0]} for x in homes]}
+
+    def _night_answers(self, night: date) -> dict[Any, tuple[str, datetime, str]]:
+        version = self.svc.ledger.version()  # read before the query it guards
+        cached = self._answers
+        if version is not None and cached is not None and cached[0] == night and cached[1] == version:
+            return cached[2]
+        answers = self.svc.ledger.checkins.answers(night)
+        if version is not None:
+            self._answers = (night, version, answers)
+        return answers
 
     def answer(self, code: str, household: str, answer: str, client: str) -> str:
         """Record an answer for one of the code's households (audited); returns the 户主."""

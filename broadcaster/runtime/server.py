@@ -28,7 +28,10 @@ def bind(cfg: Config, host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is polled or sent: a service that cannot
     serve its console and agents must not start sending (and would send again on its next start)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+    # and accepted connections inherit the listener's; with proto 0 every keep-alive answer
+    # (headers and body are two writes) waited ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -38,8 +38,11 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     # Long polls wait on this; broadcaster.runtime.server closes it on shutdown so they answer at once.
     app.state.command_watch = watch = CommandWatch(
         lambda: svc.ledger.reads.agent_fingerprints(svc.now()), version=svc.ledger.version)
+    # The cadres' check-in pages first: 300 opened at once must not each try every other route
+    # before theirs (FastAPI matches routes in order; their paths overlap none of the others').
+    app.include_router(checkins.router(svc))
     app.include_router(agent_api.router(svc, watch))
-    for mod in (api, receipts, console, incidents, reports, checkins):
+    for mod in (api, receipts, console, incidents, reports):
         app.include_router(mod.router(svc))
     console.install(app)
     return app
