@@ -213,3 +213,16 @@ def test_weekly_report_counts_checkins_by_village_and_cadre(api: Api) -> None:
     assert sorted((c.name, c.households, c.answered, c.missing) for c in r.checkins_by_village) == sorted(
         [("南村", 3, 0, 3), ("东村", 4, 2, 2), ("西村", 3, 0, 3)])
     assert ("张三", 2, 2, 0) in [(c.name, c.households, c.answered, c.missing) for c in r.checkins_by_cadre]
+
+
+def test_codes_of_a_run_that_stopped_before_sending_are_replaced(api: Api) -> None:
+    api.clock.set(local(2026, 11, 28, 16, 30))
+    api.svc.poll()
+    night = local(2026, 11, 28).date()
+    # A run that stored its codes and stopped before queueing the SMS (a crash, a lost leader).
+    assert api.svc.ledger.checkins.issue(night, [("0" * 64, ZHANGSAN, "张三", [])], local(2026, 11, 29, 8), api.clock.now())
+    assert run(api, send_links, 18, 30) is not None
+    assert len([x for x in outbox(api) if "/c/" in x["body"]]) == 4
+    assert api.svc.ledger.checkins.code("0" * 64) is None
+    assert not api.svc.ledger.checkins.issue(night, [("1" * 64, ZHANGSAN, "张三", [])], local(2026, 11, 29, 8),
+                                             api.clock.now())  # sent: never replaced again

@@ -84,7 +84,7 @@ def send_links(svc: Service) -> int | None:
     if level is None or level < c.level_at_least:
         return None
     cadres = cfg.book.by_cadre()
-    if not cadres or svc.ledger.checkins.issued(night.date):
+    if not cadres or svc.ledger.checkins.links_sent(night.date):
         return None
     codes, plans = [], []
     base = cfg.settings.http.public_url.rstrip("/")

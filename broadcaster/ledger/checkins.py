@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from broadcaster.ledger.models import AuditEntry, CheckinAnswer, CheckinCode
+from broadcaster.ledger.models import Alert, AuditEntry, CheckinAnswer, CheckinCode
 
 if TYPE_CHECKING:
     from broadcaster.ledger.db import Database
@@ -26,12 +27,16 @@ class Checkins:
 
     def issue(self, night: date, codes: list[tuple[str, str, str, list[HouseholdKey]]], expires_at: datetime,
               now: datetime) -> bool:
-        """Store ``(code_sha256, cadre_phone, cadre_name, households)`` for ``night``, all or none.
+        """Store ``(code_sha256, cadre_phone, cadre_name, households)`` for ``night``, all or none,
+        in place of any codes of that night whose SMS never went (see ``links_sent``).
 
-        False when the night's codes were already issued (by this node earlier, or another one).
+        False when the night's links were already sent (by this node earlier, or another one).
         """
         try:
             with self._ledger.session() as s:
+                if self._sent(s, night):
+                    return False
+                s.execute(delete(CheckinCode).where(CheckinCode.night == night))
                 s.execute(insert(CheckinCode), [
                     {"code_sha256": sha, "night": night, "cadre_phone": phone, "cadre_name": name,
                      "households": [list(k) for k in homes], "expires_at": expires_at, "created_at": now}
@@ -39,6 +44,17 @@ class Checkins:
             return True
         except IntegrityError:
             return False
+
+    @staticmethod
+    def _sent(s: Session, night: date) -> bool:
+        key = Alert.dedupe_key.like(f"checkin:%:{night.isoformat()}")
+        return s.scalar(select(Alert.id).where(key, Alert.kind == "system").limit(1)) is not None
+
+    def links_sent(self, night: date) -> bool:
+        """Whether the night's check-in SMS were queued (their alert exists): codes issued by a
+        run that stopped before queueing them are replaced by the next run."""
+        with self._ledger.reader() as s:
+            return self._sent(s, night)
 
     def issued(self, night: date) -> bool:
         """Whether the night's check-in codes exist."""
