@@ -226,3 +226,18 @@ def test_codes_of_a_run_that_stopped_before_sending_are_replaced(api: Api) -> No
     assert api.svc.ledger.checkins.code("0" * 64) is None
     assert not api.svc.ledger.checkins.issue(night, [("1" * 64, ZHANGSAN, "张三", [])], local(2026, 11, 29, 8),
                                              api.clock.now())  # sent: never replaced again
+
+
+def test_at_level_5_the_open_checkins_reach_the_leader_too(confdir: Path) -> None:
+    with_workbooks(confdir)
+    a = make_api(confdir, lambda d: d.update(feed={"type": "demo", "level": 5},
+                                             checkins={"level_at_least": 4, "send_at": "18:30", "confirm_by": "21:00"}))
+    try:
+        a.clock.set(local(2026, 11, 28, 16, 30))
+        a.svc.poll()
+        assert run(a, send_links, 18, 30) is not None
+        before = len(outbox(a))
+        assert run(a, escalate, 21, 0) is not None
+        assert sorted(x["to"] for x in outbox(a)[before:]) == sorted(ON_DUTY_1128 + ["+8613700137102"])  # + 何永红
+    finally:
+        a.svc.close()
