@@ -11,6 +11,8 @@ _PHONE = re.compile(r"(\+?86)?(1[3-9]\d)(\d{4})(\d{4})")
 # ``key=`` and ``/hook/``: WeCom and Feishu robot webhooks carry their only credential in the URL
 # (urllib3 logs URLs at DEBUG).
 _BEARER = re.compile(r"(?i)(bearer\s+|token[=:\s]+|(?<![a-z])key=|/hook/)([A-Za-z0-9._~+/=-]{6,})")
+# A check-in link's code (A13) is the key to a cadre's page: keep 4 characters to tell them apart.
+_CHECKIN = re.compile(r"(/c/)([A-Za-z0-9_-]{4})[A-Za-z0-9_-]{8,}")
 
 
 def mask_phone(number: str) -> str:
@@ -24,6 +26,7 @@ def mask_phone(number: str) -> str:
 
 def mask_text(text: str) -> str:
     text = _PHONE.sub(lambda m: f"{m.group(2)}****{m.group(4)}", text)
+    text = _CHECKIN.sub(lambda m: m.group(1) + m.group(2) + "****", text)
     return _BEARER.sub(lambda m: m.group(1) + "****", text)
 
 

@@ -142,17 +142,16 @@ def decide(
     for rule in fired:
         if not rule.sms:
             continue
-        groups = set(rule.sms.groups)
         body = render(templates[rule.sms.template], values)  # type: ignore[arg-type]
-        for c in cfg.directory.contacts:
-            if c.phone in seen_phones or not groups.intersection(c.groups):
+        # Group `duty` is the night's duty day on the roster; its 带班领导 too at level 5 (A13).
+        for c, group in cfg.book.recipients(rule.sms.groups, night.start, cfg.tz, with_leader=level >= 5):
+            if c.phone in seen_phones:
                 continue
             seen_phones.add(c.phone)
             if c.phone in unreachable:
                 d.held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            group = next(g for g in rule.sms.groups if g in c.groups)
-            d.sms.append(SmsPlan(c.name, c.phone, c.village, rule.name, body, group))
+            d.sms.append(SmsPlan(c.name, c.phone, c.village_id, rule.name, body, group))
 
     villages = cfg.villages
     seen_slots: set[tuple[str, datetime]] = set()

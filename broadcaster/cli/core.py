@@ -17,7 +17,9 @@ from broadcaster.logutil import mask_phone
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = load(args)
     print(f"{cfg.path.name}: OK（配置有效）: {len(cfg.directory.villages)} 个村, {len(cfg.speakers)} 个喇叭终端, "
-          f"{len(cfg.directory.contacts)} 个联系人, {len(cfg.rules.rules)} 条规则, {len(cfg.sources)} 个数据源")
+          f"{len(cfg.directory.contacts)} 个联系人, {len(cfg.rules.rules)} 条规则, {len(cfg.sources)} 个数据源"
+          + (f", {len(cfg.book.households)} 户重点户（{len(cfg.book.by_cadre())} 名包户干部）" if cfg.book.files.get("households") else "")
+          + (f", 值班表 {len(cfg.book.roster)} 天" if cfg.book.files.get("duty") else ""))
     return EXIT_OK
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broadcaster.config.models import ClipTemplate
 from broadcaster.config.paths import display
-from broadcaster.config.roster import LEADERS
+from broadcaster.config.roster import DUTY_DAY_STARTS, LEADERS
 from broadcaster.errors import Problem
 from broadcaster.messages import SAMPLE_VALUES, render, sms_segments
 
@@ -84,6 +84,28 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
     if a.chime is not None and not cfg.resolve(a.chime).is_file():
         out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))
     out.extend(_report_checks(cfg, main_file, dir_file))
+    out.extend(_checkin_checks(cfg, main_file))
+    return out
+
+
+def _checkin_checks(cfg: "Config", main_file: str) -> list[Problem]:
+    """Check-ins (A13) need households, and confirm_by must come after send_at in the duty day."""
+    c = cfg.settings.checkins
+    if c is None:
+        return []
+    out: list[Problem] = []
+    if cfg.directory.households_file is None:
+        out.append(Problem(main_file, "checkins", "已配置包户核实，但 directory.yaml 没有 households_file："
+                           "不会发出核实短信 / check-ins are configured but there is no households_file",
+                           warning=True))
+
+    def in_day(t: Any) -> tuple[bool, Any]:  # the duty day runs 08:00 to 08:00
+        return (t < DUTY_DAY_STARTS, t)
+
+    if in_day(c.confirm_by) <= in_day(c.send_at):
+        out.append(Problem(main_file, "checkins.confirm_by",
+                           f"须晚于 send_at（{c.send_at:%H:%M}；值班日从 08:00 到次日 08:00）"
+                           f" / must come after send_at in the duty day"))
     return out
 
 

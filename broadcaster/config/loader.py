@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from broadcaster import plugins
+from broadcaster.config.books import read_books, workbook_paths
 from broadcaster.config.checks import cross_check
+from broadcaster.config.roster import BUILTIN_GROUPS
 from broadcaster.config.models import Choice, Config, DirectoryFile, RulesFile, Settings, Village
 from broadcaster.config.paths import display
 from broadcaster.errors import ConfigError, Problem
@@ -168,8 +171,12 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     return _choice("tts", audio.tts, {**common, **section}, file, "audio.tts", problems, "speech engine", where)
 
 
-def load_config(path: Path | str | None = None) -> Config:
-    """Load and validate everything; raise ConfigError listing every problem found."""
+def load_config(path: Path | str | None = None, now: datetime | None = None) -> Config:
+    """Load and validate everything; raise ConfigError listing every problem found.
+
+    ``now`` (default: the wall clock) is the moment the duty roster is checked from: ``check``
+    warns about the season's days from then on without a roster row.
+    """
     path = Path(path or os.environ.get("BROADCASTER_CONFIG") or DEFAULT_PATH).resolve()
     problems: list[Problem] = []
     main_file = display(path)
@@ -231,6 +238,8 @@ def load_config(path: Path | str | None = None) -> Config:
         except ValidationError as exc:
             problems.extend(_validation_problems(dir_file, exc))
         if directory is not None:
+            for name, label in BUILTIN_GROUPS.items():  # A13: they exist whether declared or not
+                directory.groups.setdefault(name, label)
             for vi, village in enumerate(directory.villages):
                 for si, sp in enumerate(village.speakers):
                     where = f"villages[{vi}].speakers[{si}]"
@@ -271,6 +280,15 @@ def load_config(path: Path | str | None = None) -> Config:
         chats=chats,
         displays=displays,
     )
+    d = directory
+    if d.households_file is not None or d.duty_file is not None:
+        hp, dp = workbook_paths(d.households_file, d.duty_file, dir_path)
+        cfg.book, found = read_books(hp, dp, d.contacts, {v.id: v.name for v in d.villages},
+                                     settings.schedule.season.bounds(), cfg.tz, now or datetime.now(cfg.tz))
+        problems.extend(found)
+    else:
+        cfg.book, _ = read_books(None, None, d.contacts, {}, settings.schedule.season.bounds(), cfg.tz,
+                                 now or datetime.now(cfg.tz))
     problems.extend(cross_check(cfg, display(rules_path), display(dir_path)))
     errors = [p for p in problems if not p.warning]
     if errors:

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from broadcaster.config.books import Book
 from broadcaster.errors import Problem
 from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
@@ -192,6 +193,12 @@ class PublicConfig(Strict):
     """``public``: what the public page may show beyond the level (A12): only a public hotline."""
 
     hotline: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,20}$")
+class CheckinConfig(Strict):
+    """``checkins`` (包户核实, A13): times of the duty day (08:00-08:00) that holds the night."""
+
+    level_at_least: int = Field(default=4, ge=1, le=5)
+    send_at: HHMM = parse_hhmm("18:30")
+    confirm_by: HHMM = parse_hhmm("21:00")
 
 
 class Settings(Strict):
@@ -211,6 +218,7 @@ class Settings(Strict):
     report: ReportSchedule | None = None
     smtp: SmtpConfig | None = None
     public: PublicConfig = PublicConfig()
+    checkins: CheckinConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -354,6 +362,9 @@ class DirectoryFile(Strict):
     villages: list[Village] = []
     contacts: list[Contact] = []
     chats: list[Any] = []  # group-chat robots (A12), validated per type by the loader
+    # Workbooks (A13), relative to directory.yaml: 重点户 and 值班表.
+    households_file: Path | None = None
+    duty_file: Path | None = None
 
 
 # ---------------------------------------------------------------- the whole configuration
@@ -387,6 +398,9 @@ class Config:
     warnings: list[Problem] = field(default_factory=list)
     chats: dict[str, Any] = field(default_factory=dict)  # chat id -> robot plugin model (A12)
     displays: dict[str, tuple[Village, Any]] = field(default_factory=dict)  # display id -> (village, model)
+    # The households and duty workbooks and everyone SMS can reach (A13); swapped whole when a
+    # changed workbook is read again (``broadcaster.config.books``).
+    book: Book = field(default_factory=lambda: Book())
 
     @property
     def base_dir(self) -> Path:
@@ -398,6 +412,11 @@ class Config:
 
     def resolve(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def directory_path(self) -> Path:
+        """directory.yaml, resolved."""
+        return self.resolve(self.settings.directory)
 
     @property
     def data_dir(self) -> Path:

@@ -29,9 +29,10 @@ def deadline_check(svc: "Service") -> int | None:
     town, dl = cfg.settings.town, cfg.settings.schedule.deadline
     body = (f"【{town}文化站】截至{dl:%H:%M}仍未取得{night.label()}夜间一氧化碳中毒气象条件预报"
             f"（数据源故障），请值班人员人工核实，必要时手动发布预警。")
-    plans = [SmsPlan(c.name, c.phone, c.village, "deadline", body, DUTY_GROUP)
-             for c in cfg.directory.contacts if DUTY_GROUP in c.groups]
     now = svc.now()
+    # An escalation: the roster's people of today's duty day and their 带班领导 (A13).
+    plans = [SmsPlan(c.name, c.phone, c.village_id, "deadline", body, DUTY_GROUP)
+             for c, _g in cfg.book.recipients([DUTY_GROUP], now, cfg.tz, with_leader=True)]
     alert = Alert(kind="system", dedupe_key=f"deadline:{town}:{night.date.isoformat()}", region=town,
                   night=night.date, level=None, rules=["deadline"], status="dispatching", sms_text=body,
                   created_at=now, created_by="scheduler", note="; ".join(errors[-3:]) or "no poll ran")

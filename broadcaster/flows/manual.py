@@ -236,16 +236,12 @@ class Broadcasts:
         rows: list[dict[str, Any]] = []
         held: list[str] = []
         unreachable = self.svc.unreachable()
-        groups, seen = set(a.sms_groups or []), set()
-        for c in cfg.directory.contacts:
-            if c.phone in seen or not groups.intersection(c.groups):
-                continue
-            seen.add(c.phone)
+        # Group `duty` is who is on the roster at the time it is sent (A13).
+        for c, group in cfg.book.recipients(a.sms_groups or [], when, cfg.tz, with_leader=False):
             if c.phone in unreachable:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            group = next(g for g in a.sms_groups or [] if g in c.groups)
-            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village, body=a.sms_text,
+            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village_id, body=a.sms_text,
                                 kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now,
                                 group=group))
         expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)

@@ -297,3 +297,36 @@ class IncidentCorrection(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(100))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+
+
+class CheckinCode(Base):
+    """A cadre's personal check-in link for one night (包户核实, A13). Only the code's sha256 is
+    kept: the ledger never holds a working link outside the SMS that carried it."""
+
+    __tablename__ = "checkin_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    night: Mapped[date] = mapped_column(Date, index=True)
+    cadre_phone: Mapped[str] = mapped_column(String(20))  # E.164
+    cadre_name: Mapped[str] = mapped_column(String(100))
+    # The cadre's households that night, [[village id, 户主, 地址], ...]: the weekly report counts
+    # answered and missing ones from the ledger alone, whatever the workbook says later.
+    households: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("night", "cadre_phone", name="uq_checkin_code_night_cadre"),)
+
+
+class CheckinAnswer(Base):
+    """One answer given on a check-in page; never updated: the latest one per household counts."""
+
+    __tablename__ = "checkin_answers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    night: Mapped[date] = mapped_column(Date, index=True)
+    village: Mapped[str] = mapped_column(String(100))  # village id
+    head: Mapped[str] = mapped_column(String(100))     # 户主
+    address: Mapped[str] = mapped_column(String(200))
+    cadre_phone: Mapped[str] = mapped_column(String(20))
+    cadre_name: Mapped[str] = mapped_column(String(100))
+    answer: Mapped[str] = mapped_column(String(20))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)

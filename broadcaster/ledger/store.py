@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broadcaster.ledger.checkins import Checkins
 from broadcaster.ledger.deliveries import Deliveries
 from broadcaster.ledger import schema
 from broadcaster.ledger.db import Database, _engines
@@ -78,6 +79,7 @@ class Ledger(Database):
         self.people = People(self)
         self.report_reads = ReportReads(self)  # the weekly report's sections (A14)
         self.reports = Reports(self)  # scheduled reports' record, incidents
+        self.checkins = Checkins(self)  # check-in codes and answers (A13)
 
     # ------------------------------------------------------------------ alerts
 

@@ -23,6 +23,7 @@ from apscheduler.triggers.date import DateTrigger
 from broadcaster.errors import PermanentError, TransientError
 from broadcaster.runtime.leader import FencedExecutor, Leadership
 from broadcaster.runtime.service import Service
+from broadcaster.flows import checkins
 from broadcaster.flows.deadline import deadline_check
 from broadcaster.flows.report_schedule import send_scheduled
 
@@ -50,6 +51,12 @@ class Scheduler:
         d = cfg.settings.schedule.deadline
         self.sched.add_job(self.deadline, CronTrigger(hour=d.hour, minute=d.minute, timezone=cfg.tz),
                            id="feed-deadline", name=f"feed deadline {d:%H:%M}", replace_existing=True)
+        c = cfg.settings.checkins
+        if c is not None:  # check-ins (A13): links at send_at, the open ones to the duty officer at confirm_by
+            for job_id, fn, t in (("checkin-send", self.checkin_send, c.send_at),
+                                  ("checkin-confirm", self.checkin_confirm, c.confirm_by)):
+                self.sched.add_job(fn, CronTrigger(hour=t.hour, minute=t.minute, timezone=cfg.tz),
+                                   id=job_id, name=f"{job_id} {t:%H:%M}", replace_existing=True)
         report = cfg.settings.report
         if report is not None:  # the Friday report (A14); start() also catches up a missed one
             w = report.at
@@ -122,6 +129,7 @@ class Scheduler:
             log.exception("poll failed unexpectedly")
             return
         if report.result.ok:
+            self.checkin_send()  # a level that arrives after send_at still gets its check-ins
             return
         # No valid reading: try again until the deadline (the deadline job warns the duty group).
         now = svc.now()
@@ -139,8 +147,29 @@ class Scheduler:
         except Exception:  # noqa: BLE001
             log.exception("deadline check failed unexpectedly")
 
+    def checkin_send(self) -> None:
+        try:
+            checkins.send_links(self.service)
+        except Exception:  # noqa: BLE001 - a scheduled job must never kill the scheduler
+            log.exception("sending check-in links failed")
+
+    def checkin_confirm(self) -> None:
+        try:
+            self.service.reload_workbooks()
+            checkins.escalate(self.service)
+        except Exception:  # noqa: BLE001
+            log.exception("the check-in escalation failed")
+
     def catch_up(self) -> None:
-        """If the season is on and tonight's poll or alert is missing, poll now."""
+        """If the season is on and tonight's poll or alert is missing, poll now; then the
+        check-in links and escalation missed while no node ran (each once, while the night lasts)."""
+        try:
+            self._catch_up_poll()
+        finally:
+            self.checkin_send()
+            self.checkin_confirm()
+
+    def _catch_up_poll(self) -> None:
         svc = self.service
         night = svc.tonight()
         if not svc.in_season(night):

@@ -28,10 +28,11 @@ def bind(cfg: Config, host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is polled or sent: a service that cannot
     serve its console and agents must not start sending (and would send again on its next start)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Small answers on keep-alive connections (headers and body written apart) must not wait ~40 ms
+    # for the client's delayed ACK (Nagle): TCP_NODELAY on the listener, which accepted connections
+    # inherit, and IPPROTO_TCP named so that asyncio sets it on them too.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: without it a small answer on a keep-alive connection
-    # (headers and body written apart) waits ~40 ms for the client's delayed ACK (Nagle).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))

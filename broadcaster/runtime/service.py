@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from broadcaster.channels.chats import ChatChannel, ChatContext, build_chats, ch
 from broadcaster.channels.displays import DisplayChannel, display_types
 from broadcaster.channels.sms import SmsContext, build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
-from broadcaster.config import Config
+from broadcaster.config import Config, books
+from broadcaster.errors import Problem
 from broadcaster.dispatch import Dispatcher, Endpoints
 from broadcaster.flows import automatic, publishing
 from broadcaster.flows.automatic import PollReport
@@ -56,6 +58,9 @@ class Service:
         self._bind_speakers()
         # Set when the service begins to stop: long polls answer at once so that shutdown is quick.
         self.stopping = threading.Event()
+        self._books_lock = threading.Lock()
+        self._books_checked = time.monotonic()
+        self.workbook_problems: list[Problem] = []  # errors of a changed workbook not taken
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(
@@ -114,6 +119,7 @@ class Service:
 
     def poll(self, *, dry_run: bool = False, kind: str = "scheduled") -> PollReport:
         """One automatic poll (:func:`broadcaster.flows.automatic.poll`)."""
+        self.reload_workbooks()
         return automatic.poll(self, dry_run=dry_run, kind=kind)
 
     def withdraw(self, alert_ids: list[int], reason: str) -> tuple[int, int]:
@@ -129,6 +135,38 @@ class Service:
     def image_chat_types(self) -> set[str]:
         """The robot types that take the poster as an image (WeCom)."""
         return {t for t, cls in chat_types().items() if cls.takes_images} if self.chats else set()
+    # ------------------------------------------------------------ workbooks
+
+    WORKBOOK_CHECK_S = 30.0
+
+    def reload_workbooks(self, force: bool = False, actor: str = "service") -> tuple[bool, list[Problem]]:
+        """Take the households and duty workbooks again if they changed on disk (A13).
+
+        Looks at the files at most every ``WORKBOOK_CHECK_S`` seconds unless ``force``. A changed
+        workbook with errors is not taken: the last good one stays and the errors are kept in
+        ``workbook_problems`` for the console and logged.
+        """
+        d = self.cfg.directory
+        if d.households_file is None and d.duty_file is None:
+            return False, []
+        with self._books_lock:
+            mono = time.monotonic()
+            if not force and mono - self._books_checked < self.WORKBOOK_CHECK_S:
+                return False, []
+            self._books_checked = mono
+            taken, problems = books.reload(self.cfg, self.now())
+        errors = [p for p in problems if not p.warning]
+        if errors:
+            self.workbook_problems = errors
+            log.error("a changed workbook has %d errors; still using the last good one: %s", len(errors),
+                      "; ".join(str(p) for p in errors[:5]))
+        elif taken:
+            self.workbook_problems = []
+            b = self.cfg.book
+            log.info("workbooks read again: %d households, %d roster days", len(b.households), len(b.roster))
+            self.ledger.audit(self.now(), actor, "workbooks.reload", "config", None,
+                              {"households": len(b.households), "roster_days": len(b.roster)})
+        return taken, problems
 
     def unreachable(self) -> dict[str, str]:
         """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""

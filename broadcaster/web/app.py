@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broadcaster.web import agent_api, api, auth, console, incidents, public, receipts, reports
+from broadcaster.web import agent_api, api, auth, checkins, console, incidents, public, receipts, reports
 from broadcaster.web.longpoll import CommandWatch
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -38,6 +38,9 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     # Long polls wait on this; broadcaster.runtime.server closes it on shutdown so they answer at once.
     app.state.command_watch = watch = CommandWatch(
         lambda: svc.ledger.reads.agent_fingerprints(svc.now()), version=svc.ledger.version)
+    # The cadres' check-in pages first: 300 opened at once must not each try every other route
+    # before theirs (FastAPI matches routes in order; their paths overlap none of the others').
+    app.include_router(checkins.router(svc))
     app.include_router(agent_api.router(svc, watch))
     for mod in (api, receipts, console, incidents, reports, public):
         app.include_router(mod.router(svc))
