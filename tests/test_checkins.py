@@ -68,6 +68,9 @@ def households_on(page: str) -> dict[str, str]:
 
 def test_checkin_night_links_answers_escalation_and_board(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # httpx logs each request's URL (with the code); an earlier in-process `broadcaster` command in
+    # this worker may have set it to WARNING (logutil.setup_logging).
+    caplog.set_level(logging.DEBUG, logger="httpx")
     api.clock.set(local(2026, 11, 28, 16, 30))
     assert api.svc.poll().result.ok  # demo level 4: at the configured level
     before = len(outbox(api))

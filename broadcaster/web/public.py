@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from broadcaster.errors import PermanentError
 from broadcaster.flows import publishing
-from broadcaster.web.auth import require
+from broadcaster.web.auth import Id, require
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -132,7 +132,7 @@ def router(svc: Service) -> APIRouter:
         return _answer(request, body, etag, "application/atom+xml; charset=utf-8")
 
     @r.get("/public/cap/{alert_id}.xml", tags=["public"])
-    def cap_xml(alert_id: int, request: Request) -> Response:
+    def cap_xml(alert_id: Id, request: Request) -> Response:
         alert = svc.ledger.reads.alert(alert_id)
         if alert is None or alert.kind != "auto":
             raise HTTPException(404, f"alert_id: 没有该自动预警 / no automatic alert {alert_id}")
@@ -144,7 +144,7 @@ def router(svc: Service) -> APIRouter:
                        "application/cap+xml; charset=utf-8", max_age=300)
 
     @r.get("/api/v1/alerts/{alert_id}/poster.png", tags=["alerts"])
-    def alert_poster(alert_id: int, request: Request, p=operator) -> Response:  # type: ignore[no-untyped-def]
+    def alert_poster(alert_id: Id, request: Request, p=operator) -> Response:  # type: ignore[no-untyped-def]
         alert = svc.ledger.reads.alert(alert_id)
         if alert is None:
             raise HTTPException(404, f"alert_id: 没有该预警 / no alert {alert_id}")
