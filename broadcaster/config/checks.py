@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from broadcaster.config.models import ClipTemplate
+from broadcaster.config.models import ClipTemplate, SmsTemplate, template_text
 from broadcaster.config.paths import display
 from broadcaster.config.roster import LEADERS
 from broadcaster.errors import Problem
@@ -50,7 +50,8 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
             elif isinstance(t, ClipTemplate):
                 out.append(Problem(rules_file, f"{where}.sms.template", "an SMS template must be text, not a clip"))
             else:
-                seg = sms_segments(render(t, SAMPLE_VALUES))
+                out.extend(_registration_problems(cfg, rules_file, rule.sms.template, t, f"{where}.sms.template"))
+                seg = sms_segments(render(template_text(t) or "", SAMPLE_VALUES))
                 if seg.count > MAX_SEGMENTS:
                     out.append(Problem(rules_file, f"templates.{rule.sms.template}",
                                        f"renders to {seg.count} SMS segments ({seg.units} {seg.encoding} units); keep it to {MAX_SEGMENTS}", warning=True))
@@ -68,6 +69,25 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
     if a.chime is not None and not cfg.resolve(a.chime).is_file():
         out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))
     out.extend(_report_checks(cfg, main_file, dir_file))
+    return out
+
+
+# The providers that send only registered templates, by the SmsTemplate field of their registration.
+TEMPLATE_ONLY = tuple(f for f in SmsTemplate.model_fields if f != "text")
+
+
+def _registration_problems(cfg: "Config", rules_file: str, name: str, t: str | SmsTemplate,
+                           used_at: str) -> list[Problem]:
+    """A template in use that a configured template-only provider cannot send (DESIGN A10)."""
+    out: list[Problem] = []
+    for provider in cfg.settings.sms.chosen:
+        if provider not in TEMPLATE_ONLY:
+            continue
+        if not isinstance(t, SmsTemplate) or t.registration(provider) is None:
+            out.append(Problem(rules_file, f"templates.{name}.{provider}",
+                               f"模板 {name} 缺少 {provider} 的登记（短信服务商 {provider} 只发送已登记的模板，"
+                               f"见 {used_at}）/ template {name!r} has no {provider} registration "
+                               f"(code and params), and {provider} sends registered templates only"))
     return out
 
 

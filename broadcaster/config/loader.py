@@ -141,11 +141,13 @@ def _sms_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     for key in (sms.model_extra or {}):
         if key not in known and key not in plugins.names("sms"):
             problems.append(Problem(file, f"sms.{key}", "unknown key"))
-    section = (raw.get("sms") or {}).get(sms.provider) or {}
+    name = sms.chosen[0]  # with ``providers`` (failover order), the first is the one used
+    where = "sms.providers" if sms.providers else "sms.provider"
+    section = (raw.get("sms") or {}).get(name) or {}
     if not isinstance(section, dict):
-        problems.append(Problem(file, f"sms.{sms.provider}", "expected a mapping"))
+        problems.append(Problem(file, f"sms.{name}", "expected a mapping"))
         return None
-    return _choice("sms", sms.provider, section, file, "sms.provider", problems, "SMS provider", f"sms.{sms.provider}")
+    return _choice("sms", name, section, file, where, problems, "SMS provider", f"sms.{name}")
 
 
 def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: list[Problem]) -> Choice | None:

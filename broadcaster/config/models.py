@@ -88,6 +88,14 @@ class Schedule(Strict):
     feed_retry_min: int = Field(default=15, ge=1, le=240)
 
 
+class SmsCaps(Strict):
+    """``sms.caps`` (DESIGN A10)."""
+
+    # SMS a provider accepted for one number in a rolling 24 h, over every alert and broadcast:
+    # the carriers allow about 10 non-marketing messages a number a day.
+    per_number_per_day: int = Field(default=10, ge=1, le=1000)
+
+
 class SmsConfig(Strict):
     """``sms``. Each provider's own section (``sms.twilio``, ``sms.aliyun``, ...) is validated by
     that provider's plugin model (DESIGN A9); the loader checks every other key is known."""
@@ -95,8 +103,15 @@ class SmsConfig(Strict):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     provider: str = "outbox"
+    providers: list[str] | None = Field(default=None, min_length=1)  # failover order (A10)
     rate_per_s: float = Field(default=10, gt=0, le=10000)
     concurrency: int = Field(default=32, ge=1, le=512)
+    caps: SmsCaps = SmsCaps()
+
+    @property
+    def chosen(self) -> list[str]:
+        """The providers in use, in failover order."""
+        return list(self.providers) if self.providers else [self.provider]
 
 
 class AudioConfig(Strict):
@@ -236,6 +251,56 @@ class ClipTemplate(Strict):
     clip: str
 
 
+class AliyunRegistration(Strict):
+    """A template's registration at Aliyun: its code and each variable's value (a template)."""
+
+    code: str = Field(pattern=r"^SMS_\d+$")
+    params: dict[str, str] = {}
+    max_len: int | None = Field(default=None, ge=1, le=500)  # of its longest variable
+
+
+class TencentRegistration(Strict):
+    """A template's registration at Tencent: its id and the variables ``{1}``, ``{2}``... in order."""
+
+    id: str = Field(pattern=r"^\d+$")
+    params: list[str] = []
+    max_len: int | None = Field(default=None, ge=1, le=500)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class SmsTemplate(Strict):
+    """A template with its providers' registrations (DESIGN A10): ``text`` is what free-text
+    providers send and what the ledger and console show."""
+
+    text: str
+    aliyun: AliyunRegistration | None = None
+    tencent: TencentRegistration | None = None
+
+    def registration(self, provider: str) -> AliyunRegistration | TencentRegistration | None:
+        """The registration for ``provider`` (None when it has none)."""
+        return getattr(self, provider, None) if provider in ("aliyun", "tencent") else None
+
+    def params_text(self) -> list[str]:
+        """Every parameter template of every registration (for the placeholder check)."""
+        out: list[str] = []
+        if self.aliyun:
+            out.extend(self.aliyun.params.values())
+        if self.tencent:
+            out.extend(self.tencent.params)
+        return out
+
+
+def template_text(t: "str | SmsTemplate | ClipTemplate") -> str | None:
+    """The text of a rules template (None for a recorded clip)."""
+    if isinstance(t, ClipTemplate):
+        return None
+    return t.text if isinstance(t, SmsTemplate) else t
+
+
 class When(Strict):
     level_at_least: int | None = Field(default=None, ge=1, le=5)
     level_in: list[Annotated[int, Field(ge=1, le=5)]] | None = None
@@ -266,22 +331,25 @@ class RulesFile(Strict):
     levels: dict[Annotated[int, Field(ge=1, le=5)], str] = {
         1: "利于扩散", 2: "较利于扩散", 3: "可能发生", 4: "容易发生", 5: "极易发生"
     }
-    templates: dict[str, str | ClipTemplate]
+    templates: dict[str, str | ClipTemplate | SmsTemplate]
     rules: list[Rule]
 
     @field_validator("templates")
     @classmethod
-    def _placeholders(cls, v: dict[str, str | ClipTemplate]) -> dict[str, str | ClipTemplate]:
+    def _placeholders(cls, v: dict[str, str | ClipTemplate | SmsTemplate]) -> dict[str, str | ClipTemplate | SmsTemplate]:
         for name, t in v.items():
-            if isinstance(t, str):
+            texts = [t] if isinstance(t, str) else [t.text, *t.params_text()] if isinstance(t, SmsTemplate) else []
+            # ``manual_sms`` carries the operator's text; every other template only the alert's facts.
+            allowed = PLACEHOLDERS | {"text"} if name == "manual_sms" else PLACEHOLDERS
+            for text in texts:
                 try:
-                    unknown = template_fields(t) - PLACEHOLDERS
+                    unknown = template_fields(text) - allowed
                 except ValueError as exc:
                     raise ValueError(f"{name}: malformed template: {exc}") from None
                 if unknown:
                     raise ValueError(
                         f"{name}: unknown placeholder {{{sorted(unknown)[0]}}}; "
-                        f"allowed: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+                        f"allowed: {', '.join('{' + p + '}' for p in sorted(allowed))}"
                     )
         return v
 

@@ -25,7 +25,7 @@ from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
 from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
 from broadcaster.dispatch.pools import TokenBucket, WorkerPool
-from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded
+from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded, sms_job
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger, Outcome
 from broadcaster.timeutil import Clock
@@ -51,6 +51,21 @@ class _Withdrawal:
     @property
     def channel(self) -> str:
         return "speaker"
+
+
+@dataclass(frozen=True)
+class _SmsBatch:
+    """Claimed SMS that read the same text, for one request of a batching provider (A10)."""
+
+    jobs: list[DeliveryJob]
+
+    @property
+    def channel(self) -> str:
+        return "sms"
+
+    @property
+    def id(self) -> int:
+        return self.jobs[0].id
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,9 @@ class Dispatcher:
         self._due_cache: tuple[int | None, datetime | None] = (None, None)  # (ledger version, next due)
         # Leases of this node's claims and settling of lapsed ones (A15): dispatch/recovery.py.
         self.recovery = Recovery(ledger, endpoints, self.clock, busy=lambda: any(self._inflight.values()))
+        # Numbers per request of a provider that batches (Aliyun 1,000, Tencent 200): claims, the
+        # rate and the pool then count requests, not messages.
+        self._sms_batch = int(getattr(endpoints.sms, "max_batch", 1)) if hasattr(endpoints.sms, "send_batch") else 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -190,15 +208,16 @@ class Dispatcher:
         for channel in ("sms", "speaker"):
             if self._stop.is_set():
                 break
-            cap, inflight = self._caps[channel], self._inflight[channel]
+            per = self._sms_batch if channel == "sms" else 1
+            cap, inflight = self._caps[channel] * per, self._inflight[channel]
             free = cap * 2 - inflight
             if channel == "sms":  # claim no more than the rate lets us send in ~2 s
-                free = min(free, max(1, int(self.bucket.rate * 2)))
+                free = min(free, max(1, int(self.bucket.rate * 2)) * per)
             # Claim in batches: while more than half a pool's worth waits beyond the running
             # workers there is nothing to gain from a claim of a few rows, only a transaction.
             if free <= 0 or inflight > cap + cap // 2 or self._is_dry(channel, now):
                 continue
-            want = min(free, self.batch)
+            want = min(free, self.batch if per == 1 else max(self.batch, 5000))
             jobs = self.ledger.deliveries.claim(now, want, channel)
             if len(jobs) < want:
                 # Nothing more is due on this channel: asking again at every step would scan
@@ -206,10 +225,10 @@ class Dispatcher:
                 self._dry[channel] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             else:
                 self._dry.pop(channel, None)
-            for job in jobs:
-                self._inflight[channel] += 1
-                self._pools[channel].submit(job)
-                claimed += 1
+            self._inflight[channel] += len(jobs)
+            claimed += len(jobs)
+            for item in (self._batches(jobs) if per > 1 else jobs):
+                self._pools[channel].submit(item)  # type: ignore[arg-type]
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
             jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["speaker"])
             if not jobs:
@@ -220,6 +239,16 @@ class Dispatcher:
                 claimed += 1
         self._flush()
         return claimed > 0
+
+    def _batches(self, jobs: list[DeliveryJob]) -> list[_SmsBatch]:
+        """Claimed SMS grouped by what they read (the provider's ``batch_key``), in requests of
+        at most ``max_batch`` numbers each."""
+        groups: dict[Any, list[DeliveryJob]] = {}
+        key = self.ep.sms.batch_key  # type: ignore[attr-defined]
+        for job in jobs:
+            groups.setdefault(key(sms_job(job)), []).append(job)
+        per = self._sms_batch
+        return [_SmsBatch(g[i:i + per]) for g in groups.values() for i in range(0, len(g), per)]
 
     def _is_dry(self, channel: str, now: datetime) -> bool:
         """True while a recent claim found nothing more due on ``channel``: until ``wake``/``drain``,
@@ -240,8 +269,18 @@ class Dispatcher:
             self._wake.clear()
         return False
 
-    def _work(self, job: DeliveryJob | _Withdrawal) -> None:
+    def _work(self, job: DeliveryJob | _Withdrawal | _SmsBatch) -> None:
         """One job on a worker thread: deliver (or withdraw) it and queue the outcome for the ledger."""
+        if isinstance(job, _SmsBatch):
+            try:
+                answers = self._deliver_batch(job.jobs)
+            except Exception as exc:  # noqa: BLE001 - a provider bug must not lose deliveries
+                log.exception("SMS batch from delivery %d: unexpected error", job.id)
+                answers = [TransientError(f"internal error: {type(exc).__name__}")] * len(job.jobs)
+            for j, answer in zip(job.jobs, answers, strict=True):
+                self._results.put((j, answer))
+            self._wake.set()
+            return
         try:
             outcome = self._withdraw(job.job) if isinstance(job, _Withdrawal) else self._deliver(job)
         except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the delivery
@@ -258,9 +297,7 @@ class Dispatcher:
                 if not self.bucket.acquire(self._stop) or not self.recovery.may_send(job):
                     return RELEASE
                 with guarded(lambda: self.recovery.may_send(job)):
-                    return self.ep.sms.send(
-                        SmsJob(job.id, job.alert_id, job.target, job.body or "")
-                    )
+                    return self.ep.sms.send(sms_job(job))
             if not self.recovery.may_send(job):
                 return RELEASE
             with guarded(lambda: self.recovery.may_send(job)):
@@ -269,6 +306,22 @@ class Dispatcher:
             return exc
         except LeaseLapsed:  # frozen while preparing the send: nothing went out (recovery.py)
             return RELEASE
+
+    def _deliver_batch(self, jobs: list[DeliveryJob]) -> list[Any]:
+        """One request of a batching provider: one rate token, each number's own answer. A job
+        whose lease is lapsing goes back unsent; the request is guarded like a single send."""
+        if self._stop.is_set() or not self.bucket.acquire(self._stop):
+            return [RELEASE] * len(jobs)
+        ok = [j for j in jobs if self.recovery.may_send(j)]
+        answers: dict[int, Any] = {j.id: RELEASE for j in jobs}
+        if ok:
+            try:
+                with guarded(lambda: all(self.recovery.may_send(j) for j in ok)):
+                    sent = self.ep.sms.send_batch([sms_job(j) for j in ok])  # type: ignore[attr-defined]
+                answers.update({j.id: a for j, a in zip(ok, sent, strict=True)})
+            except LeaseLapsed:
+                pass  # nothing went out: all go back
+        return [answers[j.id] for j in jobs]
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.audio import Bulletin
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.channels.sms.registered import manual_sms
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, PermanentError
 from broadcaster.ledger import OPEN, Alert, play_row, sms_row
 from broadcaster.rules import quiet
 from broadcaster.timeutil import tonight
@@ -106,11 +107,21 @@ class Broadcasts:
             raise InputError("sms_groups", f"未知的短信分组 / unknown SMS group: {', '.join(map(str, bad))}")
         if not villages and not groups:
             raise InputError("villages", "请至少选择一个村或一个短信分组 / choose at least one village or SMS group")
+        if groups:
+            self._sms(text)  # refused now when the provider's registered template cannot carry it
         at = self._parse_at(req.at, now)
         repeat = self.check_repeat(req.repeat)
         if villages and quiet(cfg, at or now, 0):
             raise InputError("at", "该时间处于静默时段，喇叭不能播放 / the time falls in quiet hours")
         return text, villages, groups, at, repeat
+
+    def _sms(self, text: str) -> tuple[str, str | None, dict[str, str]]:
+        """The SMS of a broadcast as (body, template, values); InputError naming ``text`` when a
+        template-only provider cannot send it (no ``manual_sms`` registration, or too long)."""
+        try:
+            return manual_sms(self.svc.sms, self.svc.cfg.settings.town, text)
+        except PermanentError as exc:
+            raise InputError("text", str(exc)) from None
 
     def _parse_at(self, value: datetime | str | None, now: datetime) -> datetime | None:
         if value is None or value == "":
@@ -223,6 +234,7 @@ class Broadcasts:
         held: list[str] = []
         unreachable = self.svc.unreachable()
         groups, seen = set(a.sms_groups or []), set()
+        body, template, values = self._sms(a.sms_text) if a.sms_text else (None, None, {})
         for c in cfg.directory.contacts:
             if c.phone in seen or not groups.intersection(c.groups):
                 continue
@@ -231,9 +243,9 @@ class Broadcasts:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
             group = next(g for g in a.sms_groups or [] if g in c.groups)
-            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village, body=a.sms_text,
+            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village, body=body,
                                 kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now,
-                                group=group))
+                                group=group, template=template, values=values))
         expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)
         for vid in a.villages or []:
             for sc in cfg.speakers_of(vid):

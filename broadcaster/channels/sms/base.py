@@ -93,6 +93,8 @@ class SmsProvider(ABC):
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     #: The path its receipt pushes arrive at (``{token}`` and the like are path parameters).
     receipt_path: ClassVar[str | None] = None
+    #: Sends only templates registered with the provider (DESIGN A10), never free text.
+    template_only: ClassVar[bool] = False
 
     def __init__(self, config: PluginConfig, ctx: SmsContext) -> None:
         self.config = config
