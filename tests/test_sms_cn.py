@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,30 @@ def test_tencent_receipts_by_token(tc_api: Api, tencent: TencentSmsDouble) -> No
     late = [dict(items[0], report_status="FAIL")]
     assert tc_api.client.post(url, json=late).status_code == 200
     assert sms(tc_api, ZHANG)[0].state == "delivered"
+
+
+# ------------------------------------------------------------------ caps
+
+
+def test_over_the_daily_cap_is_never_sent_and_fails_with_reason_cap(confdir: Path, aliyun: AliyunSmsDouble) -> None:
+    shutil.copy(ROOT / "config" / "rules-cn.yaml", confdir / "rules-cn.yaml")
+    edit = cn_config("aliyun", aliyun.port)
+    api = make_api(confdir, lambda d: (edit(d), d["sms"].update(caps={"per_number_per_day": 2})))
+    try:
+        ids = []
+        for text in ("第一条通知", "第二条通知", "第三条通知"):
+            r = api.post("/api/v1/broadcasts", json={"text": text, "sms_groups": ["cadres"]})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+            assert api.svc.dispatcher.drain([ids[-1]], timeout=30)
+        third = [d for d in sms(api) if d.alert_id == ids[2]]
+        assert {d.state for d in third} == {"failed"} and all(d.last_error.startswith("cap:") for d in third)
+        assert len(aliyun.messages()) == 6  # two a number, the third never reached Aliyun
+        assert {m.params["content"] for m in aliyun.messages()} == {"第一条通知", "第二条通知"}
+        # 24 h later the number may be warned again.
+        api.clock.advance(timedelta(hours=24, minutes=1).total_seconds())
+        r = api.post("/api/v1/broadcasts", json={"text": "第四条通知", "sms_groups": ["cadres"]})
+        assert api.svc.dispatcher.drain([r.json()["id"]], timeout=30)
+        assert len(aliyun.messages()) == 9
+    finally:
+        api.svc.close()

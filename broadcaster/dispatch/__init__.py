@@ -93,12 +93,14 @@ class Dispatcher:
         concurrency: int = 32,
         speaker_concurrency: int = 16,
         batch: int = 200,
+        sms_cap: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.ep = endpoints
         self.clock = clock or Clock()
         self.bucket = TokenBucket(rate_per_s)
         self.batch = batch
+        self.sms_cap = sms_cap  # SMS per number per rolling 24 h (``sms.caps.per_number_per_day``)
         self._caps = {"sms": concurrency, "speaker": speaker_concurrency}
         self._pools = {
             "sms": WorkerPool(concurrency, "sms", self._work),
@@ -227,6 +229,8 @@ class Dispatcher:
                 self._dry.pop(channel, None)
             self._inflight[channel] += len(jobs)
             claimed += len(jobs)
+            if channel == "sms" and self.sms_cap is not None:
+                jobs = self._under_cap(jobs, now)
             for item in (self._batches(jobs) if per > 1 else jobs):
                 self._pools[channel].submit(item)  # type: ignore[arg-type]
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
@@ -239,6 +243,22 @@ class Dispatcher:
                 claimed += 1
         self._flush()
         return claimed > 0
+
+    def _under_cap(self, jobs: list[DeliveryJob], now: datetime) -> list[DeliveryJob]:
+        """The claimed SMS whose number is under the daily cap; the others end ``failed`` with
+        the reason ``cap`` without being sent (DESIGN A10). One ledger query per claim."""
+        cap = self.sms_cap or 0
+        used = self.ledger.reads.sms_accepted_since((j.target for j in jobs), now - timedelta(hours=24))
+        keep: list[DeliveryJob] = []
+        for job in sorted(jobs, key=lambda j: j.id):  # older alerts first
+            if used.get(job.target, 0) >= cap:
+                self._results.put((job, PermanentError(
+                    f"cap: 该号码 24 小时内已收到 {cap} 条短信，本条不再发送 / over the cap of "
+                    f"{cap} SMS per number per 24 h", code="cap")))
+                continue
+            used[job.target] = used.get(job.target, 0) + 1
+            keep.append(job)
+        return keep
 
     def _batches(self, jobs: list[DeliveryJob]) -> list[_SmsBatch]:
         """Claimed SMS grouped by what they read (the provider's ``batch_key``), in requests of

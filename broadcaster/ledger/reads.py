@@ -64,6 +64,18 @@ class Reads:
 
     # ---------------------------------------------------------------- counts
 
+    def sms_accepted_since(self, targets: Iterable[str], since: datetime) -> dict[str, int]:
+        """SMS a provider accepted for each of these numbers since ``since`` (the per-number
+        daily cap, DESIGN A10): one query per claimed batch, through ``ix_deliveries_target``."""
+        wanted = sorted(set(targets))
+        if not wanted:
+            return {}
+        q = (select(Delivery.target, func.count()).where(Delivery.channel == "sms", Delivery.target.in_(wanted),
+                                                         Delivery.sent_at.is_not(None), Delivery.sent_at >= since)
+             .group_by(Delivery.target))
+        with self._ledger.reader() as s:
+            return {t: n for t, n in s.execute(q).all()}
+
     def counts(self, alert_ids: Iterable[int] | None = None) -> Counts:
         """``{"sms": {state: n}, "speaker": {state: n}}`` over the given alerts (or all)."""
         q = select(Delivery.channel, Delivery.state, func.count()).group_by(Delivery.channel, Delivery.state)

@@ -70,6 +70,7 @@ class Service:
             self.clock,
             rate_per_s=s.sms.rate_per_s,
             concurrency=s.sms.concurrency,
+            sms_cap=s.sms.caps.per_number_per_day,
         )
 
     def _bind_speakers(self) -> None:
