@@ -299,3 +299,52 @@ def test_over_the_daily_cap_is_never_sent_and_fails_with_reason_cap(confdir: Pat
         assert len(aliyun.messages()) == 9
     finally:
         api.svc.close()
+
+
+# ------------------------------------------------------------------ failover
+
+
+@pytest.fixture
+def both(confdir: Path, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> Iterator[Api]:
+    shutil.copy(ROOT / "config" / "rules-cn.yaml", confdir / "rules-cn.yaml")
+    ali, tc = cn_config("aliyun", aliyun.port), cn_config("tencent", tencent.port)
+
+    def edit(d: dict) -> None:
+        tc(d)
+        tencent_section = d["sms"]["tencent"]
+        ali(d)
+        d["sms"].update(provider="outbox", providers=["aliyun", "tencent"], tencent=tencent_section)
+        d["sms"]["aliyun"]["timeout_s"] = 1
+    a = make_api(confdir, edit)
+    yield a
+    a.svc.close()
+
+
+def test_failover_when_the_first_provider_is_down(both: Api, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
+    aliyun.set_down("refused")
+    alert(both)
+    assert aliyun.messages() == [] and sorted(m.phone for m in tencent.messages()) == CADRES
+    assert {d.state for d in sms(both)} == {"sent"}
+    assert {d.provider_id for d in sms(both)} == {m.serial_no for m in tencent.messages()}
+    # Receipts of the provider that sent them, at its own path.
+    items = tencent.receipts(tencent.deliver())
+    assert both.client.post(f"/api/v1/sms/tencent/receipts/{TC_TOKEN}", json=items).status_code == 200
+    assert {d.state for d in sms(both)} == {"delivered"}
+    assert both.client.post(f"/api/v1/sms/tencent/receipts/{ALI_TOKEN}", json=items).status_code == 403
+
+
+def test_failover_never_moves_a_per_number_answer(both: Api, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
+    aliyun.errors[LI[3:]] = "isv.BLACK_KEY_CONTROL_LIMIT"
+    alert(both)
+    assert sorted("+86" + m.phone for m in aliyun.messages()) == [ZHANG, WANG]
+    assert tencent.messages() == []  # Li's answer is about Li: final, not tried at Tencent
+    assert sms(both, LI)[0].state == "failed"
+
+
+def test_failover_settles_an_unknown_outcome_with_the_query_api(both: Api, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
+    aliyun.slow_s = 1.5  # Aliyun takes the batch, but its answer comes after the 1 s timeout
+    alert(both)
+    assert sorted("+86" + m.phone for m in aliyun.messages()) == sorted(CADRES)
+    assert aliyun.calls_of("QuerySendDetails")
+    assert tencent.messages() == []  # found at Aliyun: never sent a second time elsewhere
+    assert {d.state for d in sms(both)} == {"sent"}

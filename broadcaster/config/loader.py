@@ -141,13 +141,21 @@ def _sms_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     for key in (sms.model_extra or {}):
         if key not in known and key not in plugins.names("sms"):
             problems.append(Problem(file, f"sms.{key}", "unknown key"))
-    name = sms.chosen[0]  # with ``providers`` (failover order), the first is the one used
     where = "sms.providers" if sms.providers else "sms.provider"
-    section = (raw.get("sms") or {}).get(name) or {}
-    if not isinstance(section, dict):
-        problems.append(Problem(file, f"sms.{name}", "expected a mapping"))
+    if len(set(sms.chosen)) != len(sms.chosen):
+        problems.append(Problem(file, where, "短信服务商重复 / a provider is named twice"))
         return None
-    return _choice("sms", name, section, file, where, problems, "SMS provider", f"sms.{name}")
+    choices: list[Choice] = []
+    for name in sms.chosen:  # with ``providers``: failover order, the first used first
+        section = (raw.get("sms") or {}).get(name) or {}
+        if not isinstance(section, dict):
+            problems.append(Problem(file, f"sms.{name}", "expected a mapping"))
+            return None
+        c = _choice("sms", name, section, file, where, problems, "SMS provider", f"sms.{name}")
+        if c is None:
+            return None
+        choices.append(c)
+    return Choice(choices[0].name, choices[0].config, tuple(choices[1:]))
 
 
 def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: list[Problem]) -> Choice | None:

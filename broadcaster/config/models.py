@@ -407,6 +407,7 @@ class Choice:
 
     name: str
     config: PluginConfig
+    fallbacks: tuple["Choice", ...] = ()  # ``sms.providers`` after the first, in order
 
 
 @dataclass

@@ -16,6 +16,7 @@ from broadcaster import plugins
 from broadcaster.audio import Renderer
 from broadcaster.audio.links import AudioLinks, url_key
 from broadcaster.channels.sms import SmsContext, build_provider
+from broadcaster.channels.sms.failover import FailoverProvider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
@@ -56,8 +57,12 @@ class Service:
         self.stopping = threading.Event()
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
-        self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(
-            public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz, templates=cfg.rules.templates))
+        sms_ctx = SmsContext(public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz,
+                             templates=cfg.rules.templates)
+        self.sms = build_provider(cfg.sms.name, cfg.sms.config, sms_ctx)
+        if cfg.sms.fallbacks:  # sms.providers: failover in that order (DESIGN A10)
+            self.sms = FailoverProvider([self.sms, *(build_provider(c.name, c.config, sms_ctx)
+                                                     for c in cfg.sms.fallbacks)], sms_ctx)
         self.dispatcher = Dispatcher(
             self.ledger,
             Endpoints(

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import requests
 from alibabacloud_dysmsapi20170525 import models as ali
 from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi import models as pop
@@ -36,6 +37,7 @@ from broadcaster.channels.sms.registered import (
     check_token,
     cn_datetime,
     fill,
+    flag,
     load_array,
     registration,
 )
@@ -116,23 +118,29 @@ class AliyunProvider(BatchingProvider):
 
     @staticmethod
     def _map_business(code: str | None, message: str | None) -> ChannelError:
+        """A business answer: a number's own code is final; any other concerns the account, and
+        nothing was sent (another provider may take the message)."""
         text = f"{code} {message or ''}".strip()
         if code in LIMIT_CODES:
             return PermanentError(f"服务商频率限制，今晚不再重试 / provider frequency limit: {text}", code=code)
         if code in TRANSIENT_CODES:
-            return TransientError(text, code=code)
-        return PermanentError(text, code=code)
+            return flag(TransientError(text, code=code), not_sent=True)
+        return flag(PermanentError(text, code=code), not_sent=code not in NUMBER_CODES)
 
     @staticmethod
     def _map_raised(exc: TeaException) -> ChannelError:
+        """A raised error: nothing was accepted, unless the answer to a written request was lost."""
         status = getattr(exc, "status_code", None)
         code = getattr(exc, "code", None)
         if status is None:  # no answer: a network error (UnretryableException)
             inner = getattr(exc, "inner_exception", None)
-            return TransientError(f"connection failed: {type(inner or exc).__name__}", code=code)
+            lost = _read_timeout(inner)  # written, answer lost: Aliyun may have it
+            return flag(TransientError(f"connection failed: {type(inner or exc).__name__}", code=code),
+                        not_sent=not lost, unknown=lost)
         if status == 429 or status >= 500 or str(code or "").startswith("Throttling"):
-            return TransientError(f"HTTP {status} {code}", code=code)
-        return PermanentError(f"HTTP {status} {code}: {getattr(exc, 'message', '')}", code=code)
+            return flag(TransientError(f"HTTP {status} {code}", code=code), not_sent=True)
+        return flag(PermanentError(f"HTTP {status} {code}: {getattr(exc, 'message', '')}", code=code),
+                    not_sent=True)
 
     # ------------------------------------------------------------------ query
 
@@ -176,6 +184,17 @@ class AliyunProvider(BatchingProvider):
                                at=cn_datetime(item.get("report_time"))))
         answer = json.dumps({"code": 0, "msg": "成功"}, ensure_ascii=False).encode()
         return ReceiptAnswer(out, 200, answer, "application/json")
+
+
+def _read_timeout(exc: BaseException | None) -> bool:
+    """Whether a read timeout is behind ``exc``: darabonba wraps requests' ReadTimeout in its
+    own RetryError (as ``__cause__``/``__context__``), a refused connection in the same way."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, requests.ReadTimeout):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _e164(phone: str) -> str:

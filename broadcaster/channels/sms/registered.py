@@ -71,12 +71,23 @@ def manual_sms(provider: SmsProvider, town: str, text: str) -> tuple[str, str | 
         return text, None, {}
     values = {"town": town, "text": text}
     job = SmsJob(0, 0, "", text, "manual_sms", values)
-    if "manual_sms" not in provider.ctx.templates:
-        raise PermanentError(f"短信服务商 {provider.type} 只发送登记模板，而规则文件没有 manual_sms 模板 / "
-                             f"{provider.type} sends registered templates only and rules.yaml has no manual_sms")
-    fill(registration(provider.ctx.templates, provider.type, job), job)
+    for member in getattr(provider, "members", [provider]):  # each provider of a failover list
+        if not member.template_only:
+            continue
+        if "manual_sms" not in provider.ctx.templates:
+            raise PermanentError(f"短信服务商 {member.type} 只发送登记模板，而规则文件没有 manual_sms 模板 / "
+                                 f"{member.type} sends registered templates only and rules.yaml has no manual_sms")
+        fill(registration(provider.ctx.templates, member.type, job), job)
     t = provider.ctx.templates["manual_sms"]
     return str(getattr(t, "text", t)).format(**values), "manual_sms", values
+
+
+def flag(exc: ChannelError, *, not_sent: bool = False, unknown: bool = False) -> ChannelError:
+    """Mark what failover needs to know (``broadcaster.channels.sms.failover``): ``not_sent``,
+    the provider certainly does not have the message; ``unknown``, it may have it."""
+    exc.not_sent = not_sent  # type: ignore[attr-defined]
+    exc.unknown = unknown  # type: ignore[attr-defined]
+    return exc
 
 
 def check_token(req: ReceiptRequest, expected: str | None) -> None:

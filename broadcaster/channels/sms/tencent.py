@@ -37,6 +37,7 @@ from broadcaster.channels.sms.registered import (
     check_token,
     cn_datetime,
     fill,
+    flag,
     load_array,
     registration,
 )
@@ -112,7 +113,8 @@ class TencentProvider(BatchingProvider):
         statuses = {s.PhoneNumber: s for s in (resp.SendStatusSet or [])}
         if not statuses:
             # An error answer the SDK did not raise (a Content-Type with a charset): not sent.
-            return [TransientError("answer without SendStatusSet", code="NoSendStatusSet")] * len(jobs)
+            err = TransientError("answer without SendStatusSet", code="NoSendStatusSet")
+            return [flag(err, not_sent=True)] * len(jobs)
         out: list[SendResult | ChannelError] = []
         for j in jobs:
             s = statuses.get(j.to)
@@ -134,10 +136,14 @@ class TencentProvider(BatchingProvider):
         return PermanentError(text, code=code)
 
     def _map_raised(self, exc: TencentCloudSDKException) -> ChannelError:
+        """A raised error concerns the whole request: nothing was sent, unless the answer to a
+        written request was lost (a read timeout), when Tencent may have it."""
         code = exc.get_code()
         if code in ("ClientNetworkError", "ServerNetworkError"):
-            return TransientError(f"{code}: connection failed or HTTP error", code=code)
-        return self._map_code(code, exc.get_message())
+            lost = code == "ClientNetworkError" and "read timed out" in str(exc.get_message()).lower()
+            return flag(TransientError(f"{code}: {'timeout' if lost else 'connection failed or HTTP error'}",
+                                       code=code), not_sent=not lost, unknown=lost)
+        return flag(self._map_code(code, exc.get_message()), not_sent=True)
 
     # ------------------------------------------------------------------ query
 
