@@ -207,9 +207,14 @@ def test_manual_broadcast_refused_when_the_template_cannot_carry_it(ali_api: Api
         svc.close()
 
 
-def test_crash_during_a_batch_then_restart_sends_no_number_twice(ali_api: Api, aliyun: AliyunSmsDouble) -> None:
-    """As after kill -9: the batch reached Aliyun, the ledger still says `sending`. The restarted
-    service asks QuerySendDetails and records them sent instead of sending again."""
+@pytest.mark.parametrize("provider", ["aliyun", "tencent"])
+def test_crash_during_a_batch_then_restart_sends_no_number_twice(
+        provider: str, confdir: Path, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
+    """As after kill -9: the batch reached the provider, the ledger still says `sending`. The
+    restarted service asks the query API (QuerySendDetails, PullSmsSendStatusByPhoneNumber) and
+    records them sent instead of sending again; the number the batch never reached is sent."""
+    double = aliyun if provider == "aliyun" else tencent
+    ali_api = cn_api(confdir, provider, double.port)
     report = ali_api.svc.poll()
     svc = ali_api.svc
     jobs = svc.ledger.deliveries.claim(svc.now(), 10, "sms")
@@ -226,8 +231,9 @@ def test_crash_during_a_batch_then_restart_sends_no_number_twice(ali_api: Api, a
     finally:
         again.close()
     assert counts == {"sent": 3}
-    assert sorted("+86" + m.phone for m in aliyun.messages()) == sorted(CADRES)  # each exactly once
-    assert aliyun.calls_of("QuerySendDetails")
+    phones = sorted(m.phone if m.phone.startswith("+") else "+86" + m.phone for m in double.messages())
+    assert phones == sorted(CADRES)  # each exactly once
+    assert double.calls_of("QuerySendDetails" if provider == "aliyun" else "PullSmsSendStatusByPhoneNumber")
 
 
 # ------------------------------------------------------------------ Tencent
