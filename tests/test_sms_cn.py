@@ -354,3 +354,36 @@ def test_failover_settles_an_unknown_outcome_with_the_query_api(both: Api, aliyu
     assert aliyun.calls_of("QuerySendDetails")
     assert tencent.messages() == []  # found at Aliyun: never sent a second time elsewhere
     assert {d.state for d in sms(both)} == {"sent"}
+
+
+# ------------------------------------------------------------------ receipts nobody pushed
+
+
+def test_query_api_settles_receipts_that_never_came(ali_api: Api, aliyun: AliyunSmsDouble) -> None:
+    from broadcaster.flows.receipt_poll import poll_receipts
+
+    aliyun.clock = ali_api.clock.now  # the provider's days are the town's (fake) days
+    alert(ali_api)
+    aliyun.deliver(aliyun.messages(ZHANG))
+    aliyun.deliver(aliyun.messages(LI), success=False, err_code="MK:0005")
+    assert poll_receipts(ali_api.svc) == 0  # too early: a push normally comes within seconds
+    assert not aliyun.calls_of("QuerySendDetails")
+    ali_api.clock.advance(11 * 60)
+    assert poll_receipts(ali_api.svc) == 2
+    assert [sms(ali_api, p)[0].state for p in CADRES] == ["delivered", "failed", "sent"]
+    assert "MK:0005" in sms(ali_api, LI)[0].last_error
+    assert len(aliyun.calls_of("QuerySendDetails")) == 3  # each waiting number, by its BizId
+    assert poll_receipts(ali_api.svc) == 0  # applied once; Wang is still waiting
+
+
+def test_tencent_pull_settles_receipts_that_never_came(tc_api: Api, tencent: TencentSmsDouble) -> None:
+    from broadcaster.flows.receipt_poll import poll_receipts
+
+    alert(tc_api)
+    tencent.deliver(tencent.messages(ZHANG))
+    tc_api.clock.advance(11 * 60)
+    assert poll_receipts(tc_api.svc) == 1
+    assert [sms(tc_api, p)[0].state for p in CADRES] == ["delivered", "sent", "sent"]
+    tencent.deliver(tencent.messages(WANG), success=False)
+    assert poll_receipts(tc_api.svc) == 1 and sms(tc_api, WANG)[0].state == "failed"
+    assert poll_receipts(tc_api.svc) == 0

@@ -166,6 +166,27 @@ class AliyunProvider(BatchingProvider):
             day += timedelta(days=1)
         return None
 
+    def poll_receipts(self, waiting: list[tuple[str, str, datetime]]) -> list[Receipt]:
+        """QuerySendDetails by number, day and BizId: SendStatus 3 delivered, 2 failed."""
+        client, out = self._client(), []
+        for biz_id, phone, sent_at in waiting:
+            req = ali.QuerySendDetailsRequest(phone_number=phone, biz_id=biz_id, page_size=10, current_page=1,
+                                              send_date=sent_at.astimezone(CN_TZ).strftime("%Y%m%d"))
+            try:
+                body = client.query_send_details(req).body
+            except TeaException as exc:
+                raise self._map_raised(exc) from exc
+            dtos = body.sms_send_detail_dtos.sms_send_detail_dto if body.code == "OK" and body.sms_send_detail_dtos else []
+            for d in dtos or []:
+                if d.send_status in (SEND_DELIVERED, SEND_FAILED):
+                    ok = d.send_status == SEND_DELIVERED
+                    out.append(Receipt(provider_id=biz_id, status="delivered" if ok else "failed",
+                                       provider_status="DELIVERED" if ok else "UNDELIV", phone=phone,
+                                       code=None if ok else d.err_code, unreachable=UNREACHABLE.get(d.err_code or ""),
+                                       at=cn_datetime(d.receive_date)))
+                    break
+        return out
+
     # ------------------------------------------------------------------ receipts
 
     def receipts(self, req: ReceiptRequest) -> ReceiptAnswer:

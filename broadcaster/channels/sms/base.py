@@ -112,6 +112,11 @@ class SmsProvider(ABC):
         """
         raise NotImplementedError
 
+    def poll_receipts(self, waiting: list[tuple[str, str, datetime]]) -> list[Receipt]:
+        """Where no receipt was pushed: ask the provider's query API about these messages
+        ((provider id, E.164 number, sent at) each). Raise NotImplementedError when it has none."""
+        raise NotImplementedError
+
     def receipts(self, req: ReceiptRequest) -> ReceiptAnswer:
         """Authenticate one receipt push and read it; raise Forbidden when it is not genuine."""
         raise Forbidden(f"{self.type} does not take receipts")

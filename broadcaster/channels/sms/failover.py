@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from broadcaster.channels import SendResult
-from broadcaster.channels.sms.base import ReceiptAnswer, ReceiptRequest, SmsContext, SmsJob, SmsProvider
+from broadcaster.channels.sms.base import Receipt, ReceiptAnswer, ReceiptRequest, SmsContext, SmsJob, SmsProvider
 from broadcaster.channels.sms.registered import BatchingProvider
 from broadcaster.errors import ChannelError, Forbidden, TransientError
 from broadcaster.logutil import mask_phone
@@ -98,6 +98,16 @@ class FailoverProvider(BatchingProvider):
             if found:
                 return found
         return None
+
+    def poll_receipts(self, waiting: list[tuple[str, str, datetime]]) -> list[Receipt]:
+        """Every member is asked (the ledger does not say which one sent what)."""
+        out: list[Receipt] = []
+        for m in self.members:
+            try:
+                out.extend(m.poll_receipts(waiting))
+            except NotImplementedError:
+                continue
+        return out
 
     def receipts(self, req: ReceiptRequest) -> ReceiptAnswer:
         name = req.path_params.get("provider", "")

@@ -165,6 +165,23 @@ class TencentProvider(BatchingProvider):
                 return s.SerialNo
         return None
 
+    def poll_receipts(self, waiting: list[tuple[str, str, datetime]]) -> list[Receipt]:
+        """PullSmsSendStatus: the statuses Tencent queued since the last pull (each returned
+        once), whatever ``waiting`` holds; receipts for unknown ids are ignored by the ledger."""
+        req = tcm.PullSmsSendStatusRequest()
+        req.Limit, req.SmsSdkAppId = 100, self.cfg.sdk_app_id
+        try:
+            resp = self._client().PullSmsSendStatus(req)
+        except TencentCloudSDKException as exc:
+            raise self._map_raised(exc) from exc
+        out = []
+        for s in resp.PullSmsSendStatusSet or []:
+            ok = s.ReportStatus == "SUCCESS"
+            out.append(Receipt(provider_id=s.SerialNo, status="delivered" if ok else "failed",
+                               provider_status="SUCCESS" if ok else "FAIL", phone=s.PhoneNumber,
+                               code=None if ok else s.Description, at=cn_datetime(s.UserReceiveTime)))
+        return out
+
     # ------------------------------------------------------------------ receipts
 
     def receipts(self, req: ReceiptRequest) -> ReceiptAnswer:
