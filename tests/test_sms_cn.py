@@ -320,7 +320,7 @@ def both(confdir: Path, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> I
         tencent_section = d["sms"]["tencent"]
         ali(d)
         d["sms"].update(provider="outbox", providers=["aliyun", "tencent"], tencent=tencent_section)
-        d["sms"]["aliyun"]["timeout_s"] = 1
+        d["sms"]["aliyun"]["timeout_s"] = 0.3
     a = make_api(confdir, edit)
     yield a
     a.svc.close()
@@ -348,7 +348,7 @@ def test_failover_never_moves_a_per_number_answer(both: Api, aliyun: AliyunSmsDo
 
 
 def test_failover_settles_an_unknown_outcome_with_the_query_api(both: Api, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
-    aliyun.slow_s = 1.5  # Aliyun takes the batch, but its answer comes after the 1 s timeout
+    aliyun.slow_s = 0.6  # Aliyun takes the batch, but its answer comes after the 0.3 s timeout
     alert(both)
     assert sorted("+86" + m.phone for m in aliyun.messages()) == sorted(CADRES)
     assert aliyun.calls_of("QuerySendDetails")
@@ -387,3 +387,18 @@ def test_tencent_pull_settles_receipts_that_never_came(tc_api: Api, tencent: Ten
     tencent.deliver(tencent.messages(WANG), success=False)
     assert poll_receipts(tc_api.svc) == 1 and sms(tc_api, WANG)[0].state == "failed"
     assert poll_receipts(tc_api.svc) == 0
+
+
+def test_compose_page_shows_the_registered_template_and_what_is_read(ali_api: Api) -> None:
+    from broadcaster.auth.accounts import Accounts
+    from tests.test_console import browser, sign_in
+
+    Accounts(ali_api.svc.ledger).add_user("小李", "operator", "xiaoli-pass", START)
+    c = browser(ali_api)
+    sign_in(c, "小李", "xiaoli-pass")
+    j = c.get("/console/segments", params={"text": TEXT}).json()
+    assert j["sms"] == {"template": "manual_sms", "registrations": [{"provider": "aliyun", "registration": "SMS_987654321"}],
+                        "reads": f"【XX镇文化站】{TEXT}", "error": None}
+    too_long = c.get("/console/segments", params={"text": "很" * 36}).json()["sms"]
+    assert too_long["reads"] is None and "35" in too_long["error"]
+    assert 'id="sms-template"' in c.get("/compose").text

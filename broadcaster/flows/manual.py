@@ -123,6 +123,24 @@ class Broadcasts:
         except PermanentError as exc:
             raise InputError("text", str(exc)) from None
 
+    def sms_preview(self, text: str) -> dict[str, Any] | None:
+        """For the compose page, on a template-only provider (None otherwise): the registered
+        template a broadcast's SMS will use, each provider's registration, and what the
+        recipient will read, or why this text cannot be sent (DESIGN A10)."""
+        provider = self.svc.sms
+        if not provider.template_only:
+            return None
+        t = self.svc.cfg.rules.templates.get("manual_sms")
+        regs = []
+        for m in getattr(provider, "members", [provider]):
+            reg = t.registration(m.type) if t is not None and hasattr(t, "registration") else None
+            regs.append({"provider": m.type, "registration": getattr(reg, "code", None) or getattr(reg, "id", None)})
+        try:
+            reads, template, _ = manual_sms(provider, self.svc.cfg.settings.town, text.strip() or "…")
+        except PermanentError as exc:
+            return {"template": "manual_sms", "registrations": regs, "reads": None, "error": str(exc)}
+        return {"template": template, "registrations": regs, "reads": reads, "error": None}
+
     def _parse_at(self, value: datetime | str | None, now: datetime) -> datetime | None:
         if value is None or value == "":
             return None

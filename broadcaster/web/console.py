@@ -175,8 +175,12 @@ def router(svc: Service) -> APIRouter:
     @r.get("/console/segments")
     def segments(text: str = "", me: SessionInfo = Depends(user)) -> JSONResponse:
         seg = sms_segments(text.strip())
-        return JSONResponse({"encoding": seg.encoding, "units": seg.units, "count": seg.count,
-                             "chars": len(text.strip()), "max": MAX_TEXT})
+        out: dict[str, Any] = {"encoding": seg.encoding, "units": seg.units, "count": seg.count,
+                               "chars": len(text.strip()), "max": MAX_TEXT}
+        registered = bc.sms_preview(text)  # a template-only provider (A10): which template, what is read
+        if registered is not None:
+            out["sms"] = registered
+        return JSONResponse(out)
 
     @r.post("/console/preview")
     async def preview(request: Request, me: SessionInfo = Depends(user)) -> Response:
