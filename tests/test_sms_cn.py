@@ -32,7 +32,7 @@ ALI_TOKEN, TC_TOKEN = "ali-receipt-token-0123456789", "tc-receipt-token-01234567
 ZHANG, LI, WANG = "+8613800138000", "+8613900139001", "+8615000150002"
 CADRES = [ZHANG, LI, WANG]
 ALI_TEMPLATES = {"SMS_123456789": "${date}夜间一氧化碳中毒气象条件${level}级（${name}），请开窗通风。",
-                 "SMS_987654321": "${content}"}
+                 "SMS_987654321": "${content}", "SMS_123450000": "截至${time}仍未取得${date}夜间预报"}
 TC_TEMPLATES = {"1234567": "{1}夜间一氧化碳中毒气象条件{2}级（{3}），请开窗通风。", "7654321": "{1}"}
 TEXT = "今晚大风降温，请通风"
 
@@ -112,6 +112,21 @@ def test_check_fails_when_a_template_in_use_lacks_the_registration(confdir: Path
     edit_yaml(confdir / "rules-cn.yaml", lambda d: d["templates"].update(sms_warn="【{town}】{level}级"))
     assert main(["check", "-c", str(confdir / "broadcaster.yaml")]) == 2
     assert "templates.sms_warn.tencent: 模板 sms_warn 缺少 tencent 的登记" in capsys.readouterr().err
+    # The feed-deadline SMS is always in use: its reserved template must be registered too.
+    edit_yaml(confdir / "rules-cn.yaml", lambda d: d["templates"].pop("deadline_sms"))
+    assert main(["check", "-c", str(confdir / "broadcaster.yaml")]) == 2
+    assert "templates.deadline_sms.tencent: 模板 deadline_sms 缺少 tencent 的登记" in capsys.readouterr().err
+
+
+def test_feed_deadline_sms_goes_through_its_reserved_template(ali_api: Api, aliyun: AliyunSmsDouble) -> None:
+    from broadcaster.flows.deadline import deadline_check
+
+    alert_id = deadline_check(ali_api.svc)  # no reading tonight by the deadline
+    assert alert_id is not None and ali_api.svc.dispatcher.drain([alert_id], timeout=30)
+    (m,) = aliyun.messages()  # the duty group: 孙八
+    assert (m.phone, m.template_code, m.params) == ("18800188005", "SMS_123450000",
+                                                    {"time": "17:30", "date": "11月28日"})
+    assert sms(ali_api)[0].body.startswith("【XX镇文化站】截至17:30仍未取得11月28日夜间")
 
 
 # ------------------------------------------------------------------ Aliyun

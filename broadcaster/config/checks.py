@@ -65,6 +65,12 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
         if not rule.sms and not rule.speakers:
             out.append(Problem(rules_file, where, "rule sends nothing: give `sms` and/or `speakers`", warning=True))
 
+    # The feed-deadline SMS to the duty group (A10: reserved template, always in use).
+    if any(p in TEMPLATE_ONLY for p in cfg.settings.sms.chosen):
+        t = templates.get("deadline_sms")
+        out.extend(_registration_problems(cfg, rules_file, "deadline_sms", t if isinstance(t, SmsTemplate) else "",
+                                          "数据源截止提醒 / the feed-deadline SMS"))
+
     a = cfg.settings.audio
     if a.chime is not None and not cfg.resolve(a.chime).is_file():
         out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))

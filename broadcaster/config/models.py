@@ -30,6 +30,9 @@ from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
 
 PLACEHOLDERS = frozenset({"town", "date", "level", "level_name", "advice", "valid_from", "valid_to"})
+# Templates the service's own SMS use on template-only providers (DESIGN A10), with the extra
+# placeholders each may use: the operator's text, the feed deadline's time.
+RESERVED = {"manual_sms": frozenset({"text"}), "deadline_sms": frozenset({"deadline"})}
 
 
 def _hhmm(v: Any) -> time:
@@ -339,8 +342,8 @@ class RulesFile(Strict):
     def _placeholders(cls, v: dict[str, str | ClipTemplate | SmsTemplate]) -> dict[str, str | ClipTemplate | SmsTemplate]:
         for name, t in v.items():
             texts = [t] if isinstance(t, str) else [t.text, *t.params_text()] if isinstance(t, SmsTemplate) else []
-            # ``manual_sms`` carries the operator's text; every other template only the alert's facts.
-            allowed = PLACEHOLDERS | {"text"} if name == "manual_sms" else PLACEHOLDERS
+            # The reserved templates carry their own facts (DESIGN A10); the others the alert's.
+            allowed = PLACEHOLDERS | RESERVED.get(name, frozenset())
             for text in texts:
                 try:
                     unknown = template_fields(text) - allowed

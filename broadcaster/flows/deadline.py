@@ -29,7 +29,12 @@ def deadline_check(svc: "Service") -> int | None:
     town, dl = cfg.settings.town, cfg.settings.schedule.deadline
     body = (f"【{town}文化站】截至{dl:%H:%M}仍未取得{night.label()}夜间一氧化碳中毒气象条件预报"
             f"（数据源故障），请值班人员人工核实，必要时手动发布预警。")
-    plans = [SmsPlan(c.name, c.phone, c.village, "deadline", body, DUTY_GROUP)
+    values = {"town": town, "date": night.label(), "deadline": f"{dl:%H:%M}"}
+    registered = cfg.rules.templates.get("deadline_sms")
+    if svc.sms.template_only and registered is not None:  # the reserved template (A10)
+        body = str(getattr(registered, "text", registered)).format(**values)
+    template = "deadline_sms" if svc.sms.template_only else None
+    plans = [SmsPlan(c.name, c.phone, c.village, "deadline", body, DUTY_GROUP, template, values if template else {})
              for c in cfg.directory.contacts if DUTY_GROUP in c.groups]
     now = svc.now()
     alert = Alert(kind="system", dedupe_key=f"deadline:{town}:{night.date.isoformat()}", region=town,
