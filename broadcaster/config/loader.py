@@ -163,6 +163,8 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     for key in (audio.model_extra or {}):
         if key not in plugins.names("tts"):
             problems.append(Problem(file, f"audio.{key}", "unknown key"))
+    if audio.fallback and audio.fallback not in plugins.names("tts"):
+        problems.append(Problem(file, "audio.fallback", f"未知的语音合成引擎 / unknown speech engine {audio.fallback!r}"))
     section = (raw.get("audio") or {}).get(audio.tts) or {}
     if not isinstance(section, dict):
         problems.append(Problem(file, f"audio.{audio.tts}", "expected a mapping"))
@@ -172,8 +174,9 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     except (KeyError, plugins.PluginError):
         return _choice("tts", audio.tts, {}, file, "audio.tts", problems, "speech engine", "audio")
     # ``voice`` and ``command`` live in ``audio`` itself, for every engine that takes them.
-    common = {k: v for k, v in (("voice", audio.voice), ("command", audio.command))
-              if k in cls.Config.model_fields and v is not None and k not in section}
+    common = {k: v for k, v in (("voice", audio.voice), ("command", audio.command), ("timeout_s", audio.timeout_s))
+              if k in cls.Config.model_fields and v is not None and k not in section
+              and (k in audio.model_fields_set or k == "command" or audio.tts in ("espeak", "command"))}
     where = f"audio.{audio.tts}" if section else "audio"
     return _choice("tts", audio.tts, {**common, **section}, file, "audio.tts", problems, "speech engine", where)
 

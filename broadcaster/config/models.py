@@ -124,6 +124,9 @@ class AudioConfig(Strict):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     tts: str = "espeak"
+    # Speaks the bulletin when ``tts`` fails or does not answer in ``timeout_s`` (A11); null: none.
+    fallback: str | None = "espeak"
+    timeout_s: float = Field(default=10, gt=0, le=120)
     voice: str = "cmn"
     command: list[str] | None = None
     format: Literal["mp3", "wav", "g711"] = "mp3"

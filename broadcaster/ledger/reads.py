@@ -76,6 +76,13 @@ class Reads:
         with self._ledger.reader() as s:
             return {t: n for t, n in s.execute(q).all()}
 
+    def bulletins(self, alert_id: int) -> list[str]:
+        """The distinct audio files (sha256) of an alert's loudspeaker plays."""
+        q = (select(Delivery.audio_sha256).where(Delivery.alert_id == alert_id, Delivery.channel == "speaker",
+                                                 Delivery.audio_sha256.is_not(None)).distinct())
+        with self._ledger.reader() as s:
+            return sorted(s.scalars(q).all())
+
     def sms_awaiting_receipt(self, sent_before: datetime, sent_after: datetime,
                              limit: int = 200) -> list[tuple[str, str, datetime]]:
         """(provider id, number, sent at) of SMS still ``sent`` (no receipt) that a provider

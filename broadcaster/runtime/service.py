@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Service:
             clips_dir=cfg.resolve(a.clips),
             repeat=a.repeat,
             engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
+            fallback=_fallback_engine(a.fallback, cfg.tts.name),
         )
         self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
         ctx = SpeakerContext(base_dir=cfg.directory_dir)
@@ -126,3 +128,11 @@ class Service:
 
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)
+
+
+def _fallback_engine(name: str | None, chosen: str) -> Any:
+    """``audio.fallback`` (A11) with its defaults, unless it is the chosen engine itself."""
+    if not name or name == chosen:
+        return None
+    cls = plugins.get("tts", name)
+    return cls(cls.Config())

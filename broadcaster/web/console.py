@@ -258,6 +258,8 @@ def router(svc: Service) -> APIRouter:
         a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
         a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
         rows, total = views.deliveries(svc, aid, max(p, 0))
+        # Which engine spoke each bulletin (A11): a cloud voice, or espeak when the cloud failed.
+        a["engines"] = sorted({svc.renderer.cache.engine_of(sha) or "录音/未知" for sha in svc.ledger.reads.bulletins(aid)})
         return page(request, "alert.html", me, a=a, rows=rows, total=total, p=max(p, 0), per=views.PAGE,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     live=a["status"] in ("scheduled", "dispatching"))
