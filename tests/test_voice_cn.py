@@ -72,3 +72,26 @@ def test_cloud_down_or_slow_the_alert_is_spoken_by_espeak(api: Api, tts: Tencent
     tts.set_up()
     tts.slow_s = 0
     assert api.svc.renderer.render("今晚请注意通风。").engine.startswith("tencent:")
+
+
+def test_aliyun_voice_with_a_token_from_create_token(confdir: Path) -> None:
+    from tests.doubles.cloud_tts import AliyunTtsDouble
+
+    with AliyunTtsDouble({"ak": "sk"}, appkeys=["app1"]) as ali:
+        def edit(d: dict) -> None:
+            d["audio"].update(tts="aliyun", voice="xiaoyun", aliyun={
+                "access_key_id": "ak", "access_key_secret": "sk", "appkey": "app1", "protocol": "http",
+                "endpoint": f"127.0.0.1:{ali.port}", "tts_url": f"{ali.url}/stream/v1/tts"})
+        a = make_api(confdir, edit)
+        try:
+            b = a.svc.renderer.render("各位村民请注意：今晚请开窗通风。")
+            assert b.engine == "aliyun:xiaoyun:0" and b.duration_s > 1
+            assert [(s.voice, s.fmt, s.sample_rate) for s in ali.syntheses] == [("xiaoyun", "wav", 16000)] * 2
+            assert len(ali.calls_of("CreateToken")) == 1  # one token for both sentences
+            ali.expire_tokens()  # renewed once when the gateway says the token is invalid
+            assert a.svc.renderer.render("今晚请注意。").engine == "aliyun:xiaoyun:0"
+            assert len(ali.calls_of("CreateToken")) == 2
+            ali.set_down(503)
+            assert a.svc.renderer.render("明晚请注意。").engine == "espeak:cmn:160"
+        finally:
+            a.svc.close()
