@@ -417,3 +417,12 @@ def test_compose_page_shows_the_registered_template_and_what_is_read(ali_api: Ap
     too_long = c.get("/console/segments", params={"text": "很" * 36}).json()["sms"]
     assert too_long["reads"] is None and "35" in too_long["error"]
     assert 'id="sms-template"' in c.get("/compose").text
+
+
+def test_failover_moves_a_lost_request_on_when_the_query_api_does_not_find_it(
+        both: Api, aliyun: AliyunSmsDouble, tencent: TencentSmsDouble) -> None:
+    aliyun.faults.add("reset")  # the connection dies after the request was written, before Aliyun took it
+    alert(both)
+    assert aliyun.messages() == [] and aliyun.calls_of("QuerySendDetails")  # asked first ...
+    assert sorted(m.phone for m in tencent.messages()) == CADRES  # ... then sent by Tencent, once
+    assert {d.state for d in sms(both)} == {"sent"}

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import requests
+import urllib3
 from alibabacloud_dysmsapi20170525 import models as ali
 from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi import models as pop
@@ -134,7 +135,7 @@ class AliyunProvider(BatchingProvider):
         code = getattr(exc, "code", None)
         if status is None:  # no answer: a network error (UnretryableException)
             inner = getattr(exc, "inner_exception", None)
-            lost = _read_timeout(inner)  # written, answer lost: Aliyun may have it
+            lost = _maybe_sent(inner)  # written, answer lost: Aliyun may have it
             return flag(TransientError(f"connection failed: {type(inner or exc).__name__}", code=code),
                         not_sent=not lost, unknown=lost)
         if status == 429 or status >= 500 or str(code or "").startswith("Throttling"):
@@ -207,15 +208,22 @@ class AliyunProvider(BatchingProvider):
         return ReceiptAnswer(out, 200, answer, "application/json")
 
 
-def _read_timeout(exc: BaseException | None) -> bool:
-    """Whether a read timeout is behind ``exc``: darabonba wraps requests' ReadTimeout in its
-    own RetryError (as ``__cause__``/``__context__``), a refused connection in the same way."""
+def _maybe_sent(exc: BaseException | None) -> bool:
+    """Whether the request may have reached Aliyun: anything but a connection that was never
+    made (refused, or a connect timeout). darabonba wraps requests' error in its RetryError
+    (as ``__cause__``/``__context__``); requests wraps urllib3's in ``MaxRetryError.reason``."""
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, requests.ReadTimeout):
-            return True
+        if isinstance(exc, requests.ConnectTimeout):
+            return False
+        if isinstance(exc, requests.ConnectionError):
+            inner = exc.args[0] if exc.args else None
+            reason = getattr(inner, "reason", inner)
+            return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+        if isinstance(exc, requests.RequestException):
+            return True  # a read timeout: written, the answer lost
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    return True  # unknown cause: assume it may have been sent (never send it twice)
 
 
 def _e164(phone: str) -> str:

@@ -140,7 +140,11 @@ class TencentProvider(BatchingProvider):
         written request was lost (a read timeout), when Tencent may have it."""
         code = exc.get_code()
         if code in ("ClientNetworkError", "ServerNetworkError"):
-            lost = code == "ClientNetworkError" and "read timed out" in str(exc.get_message()).lower()
+            # The SDK keeps only requests' message: a connection never made says so; anything
+            # else (a read timeout, a reset after the request was written) may have reached Tencent.
+            msg = str(exc.get_message())
+            lost = code == "ClientNetworkError" and not any(
+                m in msg for m in ("NewConnectionError", "Connection refused", "ConnectTimeout"))
             return flag(TransientError(f"{code}: {'timeout' if lost else 'connection failed or HTTP error'}",
                                        code=code), not_sent=not lost, unknown=lost)
         return flag(self._map_code(code, exc.get_message()), not_sent=True)
