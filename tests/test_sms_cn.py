@@ -313,6 +313,14 @@ def test_over_the_daily_cap_is_never_sent_and_fails_with_reason_cap(confdir: Pat
         assert {d.state for d in third} == {"failed"} and all(d.last_error.startswith("cap:") for d in third)
         assert len(aliyun.messages()) == 6  # two a number, the third never reached Aliyun
         assert {m.params["content"] for m in aliyun.messages()} == {"第一条通知", "第二条通知"}
+        # Staff see why: the console's page of that broadcast shows each failure with its reason.
+        from broadcaster.auth.accounts import Accounts
+        from tests.test_console import browser, sign_in
+
+        Accounts(api.svc.ledger).add_user("小李", "operator", "xiaoli-pass", START)
+        c = browser(api)
+        sign_in(c, "小李", "xiaoli-pass")
+        assert c.get(f"/history/{ids[2]}").text.count("cap: 该号码 24 小时内已收到 2 条短信") == 3
         # 24 h later the number may be warned again.
         api.clock.advance(timedelta(hours=24, minutes=1).total_seconds())
         r = api.post("/api/v1/broadcasts", json={"text": "第四条通知", "sms_groups": ["cadres"]})
