@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from broadcaster.config.sms import SmsCaps, SmsTemplate, template_text  # noqa: F401 (template_text: re-exported)
 from broadcaster.errors import Problem
 from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
@@ -89,14 +90,6 @@ class Schedule(Strict):
     # A loudspeaker play not done this long after its time is expired, never played late.
     play_expiry_min: int = Field(default=60, ge=1, le=720)
     feed_retry_min: int = Field(default=15, ge=1, le=240)
-
-
-class SmsCaps(Strict):
-    """``sms.caps`` (DESIGN A10)."""
-
-    # SMS a provider accepted for one number in a rolling 24 h, over every alert and broadcast:
-    # the carriers allow about 10 non-marketing messages a number a day.
-    per_number_per_day: int = Field(default=10, ge=1, le=1000)
 
 
 class SmsConfig(Strict):
@@ -257,54 +250,6 @@ class ClipTemplate(Strict):
     clip: str
 
 
-class AliyunRegistration(Strict):
-    """A template's registration at Aliyun: its code and each variable's value (a template)."""
-
-    code: str = Field(pattern=r"^SMS_\d+$")
-    params: dict[str, str] = {}
-    max_len: int | None = Field(default=None, ge=1, le=500)  # of its longest variable
-
-
-class TencentRegistration(Strict):
-    """A template's registration at Tencent: its id and the variables ``{1}``, ``{2}``... in order."""
-
-    id: str = Field(pattern=r"^\d+$")
-    params: list[str] = []
-    max_len: int | None = Field(default=None, ge=1, le=500)
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _as_text(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
-
-
-class SmsTemplate(Strict):
-    """A template with its providers' registrations (DESIGN A10): ``text`` is what free-text
-    providers send and what the ledger and console show."""
-
-    text: str
-    aliyun: AliyunRegistration | None = None
-    tencent: TencentRegistration | None = None
-
-    def registration(self, provider: str) -> AliyunRegistration | TencentRegistration | None:
-        """The registration for ``provider`` (None when it has none)."""
-        return getattr(self, provider, None) if provider in ("aliyun", "tencent") else None
-
-    def params_text(self) -> list[str]:
-        """Every parameter template of every registration (for the placeholder check)."""
-        out: list[str] = []
-        if self.aliyun:
-            out.extend(self.aliyun.params.values())
-        if self.tencent:
-            out.extend(self.tencent.params)
-        return out
-
-
-def template_text(t: "str | SmsTemplate | ClipTemplate") -> str | None:
-    """The text of a rules template (None for a recorded clip)."""
-    if isinstance(t, ClipTemplate):
-        return None
-    return t.text if isinstance(t, SmsTemplate) else t
 
 
 class When(Strict):

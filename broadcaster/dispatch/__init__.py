@@ -23,6 +23,7 @@ from broadcaster.audio.links import AudioLinks
 from broadcaster.channels import SendResult
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
+from broadcaster.dispatch.batches import SmsBatch, deliver_batch, group, under_cap
 from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
 from broadcaster.dispatch.pools import TokenBucket, WorkerPool
 from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded, sms_job
@@ -51,21 +52,6 @@ class _Withdrawal:
     @property
     def channel(self) -> str:
         return "speaker"
-
-
-@dataclass(frozen=True)
-class _SmsBatch:
-    """Claimed SMS that read the same text, for one request of a batching provider (A10)."""
-
-    jobs: list[DeliveryJob]
-
-    @property
-    def channel(self) -> str:
-        return "sms"
-
-    @property
-    def id(self) -> int:
-        return self.jobs[0].id
 
 
 @dataclass(frozen=True)
@@ -245,30 +231,14 @@ class Dispatcher:
         return claimed > 0
 
     def _under_cap(self, jobs: list[DeliveryJob], now: datetime) -> list[DeliveryJob]:
-        """The claimed SMS whose number is under the daily cap; the others end ``failed`` with
-        the reason ``cap`` without being sent (DESIGN A10). One ledger query per claim."""
-        cap = self.sms_cap or 0
-        used = self.ledger.reads.sms_accepted_since((j.target for j in jobs), now - timedelta(hours=24))
-        keep: list[DeliveryJob] = []
-        for job in sorted(jobs, key=lambda j: j.id):  # older alerts first
-            if used.get(job.target, 0) >= cap:
-                self._results.put((job, PermanentError(
-                    f"cap: 该号码 24 小时内已收到 {cap} 条短信，本条不再发送 / over the cap of "
-                    f"{cap} SMS per number per 24 h", code="cap")))
-                continue
-            used[job.target] = used.get(job.target, 0) + 1
-            keep.append(job)
+        """The claimed SMS under the daily cap; the others are answered at once (``batches``)."""
+        keep, capped = under_cap(self.ledger, jobs, now, self.sms_cap or 0)
+        for item in capped:
+            self._results.put(item)
         return keep
 
-    def _batches(self, jobs: list[DeliveryJob]) -> list[_SmsBatch]:
-        """Claimed SMS grouped by what they read (the provider's ``batch_key``), in requests of
-        at most ``max_batch`` numbers each."""
-        groups: dict[Any, list[DeliveryJob]] = {}
-        key = self.ep.sms.batch_key  # type: ignore[attr-defined]
-        for job in jobs:
-            groups.setdefault(key(sms_job(job)), []).append(job)
-        per = self._sms_batch
-        return [_SmsBatch(g[i:i + per]) for g in groups.values() for i in range(0, len(g), per)]
+    def _batches(self, jobs: list[DeliveryJob]) -> list[SmsBatch]:
+        return group(self.ep.sms, jobs, self._sms_batch)
 
     def _is_dry(self, channel: str, now: datetime) -> bool:
         """True while a recent claim found nothing more due on ``channel``: until ``wake``/``drain``,
@@ -289,9 +259,9 @@ class Dispatcher:
             self._wake.clear()
         return False
 
-    def _work(self, job: DeliveryJob | _Withdrawal | _SmsBatch) -> None:
+    def _work(self, job: DeliveryJob | _Withdrawal | SmsBatch) -> None:
         """One job on a worker thread: deliver (or withdraw) it and queue the outcome for the ledger."""
-        if isinstance(job, _SmsBatch):
+        if isinstance(job, SmsBatch):
             try:
                 answers = self._deliver_batch(job.jobs)
             except Exception as exc:  # noqa: BLE001 - a provider bug must not lose deliveries
@@ -328,20 +298,7 @@ class Dispatcher:
             return RELEASE
 
     def _deliver_batch(self, jobs: list[DeliveryJob]) -> list[Any]:
-        """One request of a batching provider: one rate token, each number's own answer. A job
-        whose lease is lapsing goes back unsent; the request is guarded like a single send."""
-        if self._stop.is_set() or not self.bucket.acquire(self._stop):
-            return [RELEASE] * len(jobs)
-        ok = [j for j in jobs if self.recovery.may_send(j)]
-        answers: dict[int, Any] = {j.id: RELEASE for j in jobs}
-        if ok:
-            try:
-                with guarded(lambda: all(self.recovery.may_send(j) for j in ok)):
-                    sent = self.ep.sms.send_batch([sms_job(j) for j in ok])  # type: ignore[attr-defined]
-                answers.update({j.id: a for j, a in zip(ok, sent, strict=True)})
-            except LeaseLapsed:
-                pass  # nothing went out: all go back
-        return [answers[j.id] for j in jobs]
+        return deliver_batch(self.ep.sms, jobs, self.bucket, self._stop, self.recovery)
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():
