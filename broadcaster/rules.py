@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from broadcaster.config import Config
-from broadcaster.config.models import ClipTemplate, Rule, When
+from broadcaster.config.models import ClipTemplate, Rule, When, template_text
 from broadcaster.feeds import Reading
 from broadcaster.messages import TemplateValues, local_label, render
 from broadcaster.timeutil import Night, in_window
@@ -26,6 +26,8 @@ class SmsPlan:
     rule: str
     body: str
     group: str | None = None  # the directory group it is sent for: the first of the rule's the contact is in
+    template: str | None = None  # the rules template ``body`` was rendered from (A10)
+    values: Mapping[str, str] = field(default_factory=dict)  # and its placeholders' values
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def decide(
     for rule in fired:
         if not rule.sms:
             continue
-        body = render(templates[rule.sms.template], values)  # type: ignore[arg-type]
+        body = render(template_text(templates[rule.sms.template]) or "", values)
         # Group `duty` is the night's duty day on the roster; its 带班领导 too at level 5 (A13).
         for c, group in cfg.book.recipients(rule.sms.groups, night.start, cfg.tz, with_leader=level >= 5):
             if c.phone in seen_phones:
@@ -151,7 +153,8 @@ def decide(
             if c.phone in unreachable:
                 d.held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            d.sms.append(SmsPlan(c.name, c.phone, c.village_id, rule.name, body, group))
+            d.sms.append(SmsPlan(c.name, c.phone, c.village_id, rule.name, body, group,
+                                 rule.sms.template, values.as_dict()))
 
     villages = cfg.villages
     seen_slots: set[tuple[str, datetime]] = set()
@@ -160,7 +163,7 @@ def decide(
         if not sp:
             continue
         tmpl = templates[sp.template]
-        text = None if isinstance(tmpl, ClipTemplate) else render(tmpl, values)
+        text = None if isinstance(tmpl, ClipTemplate) else render(template_text(tmpl) or "", values)
         clip = tmpl.clip if isinstance(tmpl, ClipTemplate) else None
         ids = list(villages) if sp.villages == "all" else sp.villages
         times = sorted(night.at(t) for t in sp.at)

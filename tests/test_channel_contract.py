@@ -25,9 +25,12 @@ from broadcaster.channels.sms import SmsContext, SmsJob
 from broadcaster.channels.speakers import PlayJob, SpeakerContext
 from broadcaster.errors import PermanentError, TransientError
 from tests.conftest import TZ, local
+from broadcaster.config.models import SmsTemplate
+from tests.doubles.aliyun import AliyunSmsDouble
 from tests.doubles.faults import FaultPlan
 from tests.doubles.http_speaker import SpeakerReceiver
 from tests.doubles.server import Response
+from tests.doubles.tencent import TencentSmsDouble
 from tests.doubles.twilio import TwilioDouble
 from tests.test_plugins import GATEWAY_TOKEN, CountyGatewayDouble
 
@@ -138,11 +141,44 @@ def _http(stack: ExitStack, tmp: Path) -> Harness:
                    permanent, transient, down=lambda: rx.stop(), extra={"rx": rx})
 
 
+def _cn_context(tmp: Path) -> SmsContext:
+    t = SmsTemplate.model_validate({"text": "【XX镇文化站】今晚一氧化碳中毒气象条件{level}级。",
+                                    "aliyun": {"code": "SMS_1", "params": {"level": "{level}"}},
+                                    "tencent": {"id": "1", "params": ["{level}"]}})
+    return SmsContext("http://127.0.0.1", tmp, TZ, templates={"sms_warn": t})
+
+
+def _cn_job(i: int) -> SmsJob:
+    return SmsJob(i, 1, {2: BAD}.get(i, TO), "【XX镇文化站】今晚一氧化碳中毒气象条件4级。", "sms_warn", {"level": "4"})
+
+
+def _aliyun(stack: ExitStack, tmp: Path) -> Harness:
+    d = stack.enter_context(AliyunSmsDouble({"ak": "sk"}, templates=["SMS_1"]))
+    cls = plugins.get("sms", "aliyun")
+    cfg = cls.Config(access_key_id="ak", access_key_secret="sk", sign_name="XX镇文化站",
+                     endpoint=f"127.0.0.1:{d.port}", protocol="http", timeout_s=3)
+    return Harness(cls(cfg, _cn_context(tmp)), _cn_job, lambda i: len(d.messages(TO)),
+                   permanent=lambda: d.errors.update({BAD[3:]: "isv.MOBILE_NUMBER_ILLEGAL"}),
+                   down=lambda: d.set_down("refused"))
+
+
+def _tencent(stack: ExitStack, tmp: Path) -> Harness:
+    d = stack.enter_context(TencentSmsDouble({"sid": "skey"}, templates=["1"], limit_30s=False))
+    cls = plugins.get("sms", "tencent")
+    cfg = cls.Config(secret_id="sid", secret_key="skey", sdk_app_id=d.sdk_app_id, sign_name="XX镇文化站",
+                     endpoint=f"127.0.0.1:{d.port}", protocol="http", timeout_s=3)
+    return Harness(cls(cfg, _cn_context(tmp)), _cn_job, lambda i: len(d.messages(TO)),
+                   permanent=lambda: d.errors.update({BAD: "InvalidParameterValue.IncorrectPhoneNumber"}),
+                   down=lambda: d.set_down("refused"))
+
+
 # type -> (harness, what its double can be made to do beyond a normal send)
 HARNESSES: dict[str, tuple[Callable[[ExitStack, Path], Harness], set[str]]] = {
     "sms:outbox": (_outbox, set()),
     "sms:twilio": (_twilio, {"permanent", "transient"}),
     "sms:county-gateway": (_gateway, {"permanent", "transient"}),
+    "sms:aliyun": (_aliyun, {"permanent"}),
+    "sms:tencent": (_tencent, {"permanent"}),
     "speakers:folder": (_folder, {"withdraw"}),
     "speakers:http": (_http, {"permanent", "transient", "withdraw"}),
 }

@@ -22,6 +22,12 @@ PROD_ENV = {
     "QWEATHER_API_HOST": "http://127.0.0.1:9",
     "OPEN_METEO_BASE_URL": "http://127.0.0.1:9",
     "SMTP_PASSWORD": "smtp-secret",
+    "ALIYUN_ACCESS_KEY_ID": "ali-ak",
+    "ALIYUN_ACCESS_KEY_SECRET": "ali-secret",
+    "ALIYUN_RECEIPT_TOKEN": "ali-receipt-token-0123456789",
+    "TENCENT_SECRET_ID": "tc-sid",
+    "TENCENT_SECRET_KEY": "tc-skey",
+    "TENCENT_RECEIPT_TOKEN": "tc-receipt-token-0123456789",
 }
 
 

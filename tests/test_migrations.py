@@ -297,6 +297,8 @@ def test_0_1_0_ledger_upgrades_with_its_data(engine: Engine, ledger_url: str) ->
             assert {r.pop("sms_group") for r in rows} == {None}
             # No claim of 0.1.0 had a lease (nodes_1): settled at the first start, as 0.1.0 did.
             assert {(r.pop("claimed_by"), r.pop("lease_until")) for r in rows} == {(None, None)}
+            # Old SMS were free text (cnsms_1): no registered template, no values.
+            assert {(r.pop("sms_template"), r.pop("sms_values")) for r in rows} == {(None, None)}
         assert rows == before_rows[table], table
     assert sum(len(r) for r in after_rows.values()) == 22
     cols = {c["name"]: c for c in sa.inspect(engine).get_columns("deliveries")}

@@ -160,5 +160,5 @@ def test_unknown_plugin_names_are_errors_naming_the_installed_ones(confdir: Path
         load_config(confdir / "broadcaster.yaml")
     text = "\n".join(map(str, err.value.problems))
     assert "sms.provider: unknown SMS provider 'aliyunn'; installed:" in text and "county-gateway" in text
-    assert "audio.tts: unknown speech engine 'festival'; installed: command, espeak" in text
+    assert "audio.tts: unknown speech engine 'festival'; installed: aliyun, command, espeak, tencent" in text
     assert "sms.twillio: unknown key" in text

@@ -46,6 +46,7 @@ class Bulletin:
     ext: str  #: "mp3" | "wav" (g711 is a µ-law WAV)
     duration_s: float  #: length of the audio in seconds
     cached: bool  #: True when it came from the cache without rendering
+    engine: str | None = None  #: the TTS engine that spoke it (its identity), None for clips/uploads
 
 
 def render_key(**parts: object) -> str:
@@ -114,20 +115,34 @@ class AudioCache:
             if not path.is_file():  # file pruned by hand: render again
                 return None
             return Bulletin(sha256=entry["sha256"], path=path, fmt=entry["fmt"],
-                            ext=entry["ext"], duration_s=float(entry["duration_s"]), cached=True)
+                            ext=entry["ext"], duration_s=float(entry["duration_s"]), cached=True,
+                            engine=entry.get("engine"))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged index entry: render again and overwrite it
 
-    def store(self, key: str, data: bytes, *, fmt: str, ext: str, duration_s: float) -> Bulletin:
-        """Write ``data`` under its own sha256 and index it under ``key``."""
+    def store(self, key: str, data: bytes, *, fmt: str, ext: str, duration_s: float,
+              engine: str | None = None) -> Bulletin:
+        """Write ``data`` under its own sha256 and index it under ``key``; ``engine`` (the TTS
+        engine that spoke it) is kept beside the file, for the console (DESIGN A11)."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.root / f"{digest}.{ext}"
         if not path.is_file():
             _atomic_write(path, data)
-        entry = {"sha256": digest, "fmt": fmt, "ext": ext, "duration_s": round(duration_s, 3)}
+        entry = {"sha256": digest, "fmt": fmt, "ext": ext, "duration_s": round(duration_s, 3), "engine": engine}
         _atomic_write(self.keys_dir / key, json.dumps(entry).encode("utf-8"))
+        if engine:
+            _atomic_write(self.root / f"{digest}.engine", engine.encode("utf-8"))
         return Bulletin(sha256=digest, path=path, fmt=fmt, ext=ext,
-                        duration_s=round(duration_s, 3), cached=False)
+                        duration_s=round(duration_s, 3), cached=False, engine=engine)
+
+    def engine_of(self, sha256: str) -> str | None:
+        """The TTS engine that spoke the bulletin ``sha256`` (None: a clip, an upload, unknown)."""
+        if not _SHA256.match(sha256.lower()):
+            return None
+        try:
+            return (self.root / f"{sha256.lower()}.engine").read_text("utf-8") or None
+        except OSError:
+            return None
 
     def find(self, sha256: str, ext: str) -> Path | None:
         """Path of ``{sha256}.{ext}`` if it exists; anything not shaped like a sha256 and a served

@@ -47,6 +47,7 @@ class Renderer:
         *,
         rate: int | None = None,
         engine: engines.Engine | None = None,
+        fallback: engines.Engine | None = None,
     ) -> None:
         self.cache = AudioCache(Path(cache_dir))
         self.chime = Path(chime) if chime is not None else None
@@ -55,6 +56,8 @@ class Renderer:
         self.clips_dir = Path(clips_dir) if clips_dir is not None else None
         # A ready engine (the service builds it from the validated configuration), or one by name.
         self.engine = engine or engines.create_engine(tts, voice=voice, command=command, rate=rate)
+        # Speaks the bulletin when ``engine`` fails or is too slow (``audio.fallback``, DESIGN A11).
+        self.fallback = fallback if fallback is not None and fallback is not self.engine else None
         compose.ffmpeg()  # locate the bundled ffmpeg now: a broken install fails at start-up
         self.repeat = _check_repeat(repeat)
         self._chime_lock = threading.Lock()
@@ -89,11 +92,24 @@ class Renderer:
             hit = self.cache.lookup(key)  # another thread may have rendered it meanwhile
             if hit is not None:
                 return hit
-            if text is not None:
-                message = engines.speak(self.engine, text)
-            else:
-                message = compose.load(clip_path)
-            return self._finish(key, message, repeat, fmt)
+            if text is None:
+                return self._finish(key, compose.load(clip_path), repeat, fmt)
+            try:
+                return self._finish(key, engines.speak(self.engine, text), repeat, fmt, self.engine.identity())
+            except RenderError as exc:
+                if self.fallback is None:
+                    raise
+                log.warning("%s could not speak the bulletin (%s): %s speaks it instead", self.engine.type, exc,
+                            self.fallback.type)
+        # Cached under the fallback's own key: the cloud voice is tried again for the next render.
+        assert self.fallback is not None and text is not None
+        fb = self.fallback.identity()
+        key = render_key(engine=fb, text=text, repeat=repeat, chime=self._chime_hash(), fmt=fmt)
+        hit = self.cache.lookup(key)
+        if hit is not None:
+            return hit
+        with self.cache.lock_for(key):
+            return self.cache.lookup(key) or self._finish(key, engines.speak(self.fallback, text), repeat, fmt, fb)
 
     def render_upload(self, data: bytes, *, fmt: str = "mp3", repeat: int = 1) -> Bulletin:
         """Turn an operator's uploaded recording (MP3, WAV, M4A...) into a bulletin: chime,
@@ -124,11 +140,12 @@ class Renderer:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _finish(self, key: str, message: AudioSegment, repeat: int, fmt: str) -> Bulletin:
+    def _finish(self, key: str, message: AudioSegment, repeat: int, fmt: str,
+                engine: str | None = None) -> Bulletin:
         started = time.perf_counter()
         data, duration = compose.render(message, self._chime_segment(), repeat, fmt)
         bulletin = self.cache.store(key, data, fmt=fmt, ext=compose.FORMATS[fmt],
-                                    duration_s=duration)
+                                    duration_s=duration, engine=engine)
         log.info("rendered %s.%s (%s, %.1f s of audio, repeat %d) in %.2f s", bulletin.sha256,
                  bulletin.ext, fmt, duration, repeat, time.perf_counter() - started)
         return bulletin

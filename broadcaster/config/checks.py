@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.config.models import ClipTemplate
+from broadcaster.config.models import ClipTemplate, SmsTemplate, template_text
 from broadcaster.config.paths import display
 from broadcaster.config.roster import DUTY_DAY_STARTS, LEADERS
 from broadcaster.errors import Problem
@@ -50,7 +50,8 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
             elif isinstance(t, ClipTemplate):
                 out.append(Problem(rules_file, f"{where}.sms.template", "an SMS template must be text, not a clip"))
             else:
-                seg = sms_segments(render(t, SAMPLE_VALUES))
+                out.extend(_registration_problems(cfg, rules_file, rule.sms.template, t, f"{where}.sms.template"))
+                seg = sms_segments(render(template_text(t) or "", SAMPLE_VALUES))
                 if seg.count > MAX_SEGMENTS:
                     out.append(Problem(rules_file, f"templates.{rule.sms.template}",
                                        f"renders to {seg.count} SMS segments ({seg.units} {seg.encoding} units); keep it to {MAX_SEGMENTS}", warning=True))
@@ -80,6 +81,12 @@ def cross_check(cfg: "Config", rules_file: str, dir_file: str) -> list[Problem]:
         if not rule.sms and not rule.speakers:
             out.append(Problem(rules_file, where, "rule sends nothing: give `sms` and/or `speakers`", warning=True))
 
+    # The feed-deadline SMS to the duty group (A10: reserved template, always in use).
+    if any(p in TEMPLATE_ONLY for p in cfg.settings.sms.chosen):
+        t = templates.get("deadline_sms")
+        out.extend(_registration_problems(cfg, rules_file, "deadline_sms", t if isinstance(t, SmsTemplate) else "",
+                                          "数据源截止提醒 / the feed-deadline SMS"))
+
     a = cfg.settings.audio
     if a.chime is not None and not cfg.resolve(a.chime).is_file():
         out.append(Problem(main_file, "audio.chime", f"file not found: {display(cfg.resolve(a.chime))}"))
@@ -106,6 +113,25 @@ def _checkin_checks(cfg: "Config", main_file: str) -> list[Problem]:
         out.append(Problem(main_file, "checkins.confirm_by",
                            f"须晚于 send_at（{c.send_at:%H:%M}；值班日从 08:00 到次日 08:00）"
                            f" / must come after send_at in the duty day"))
+    return out
+
+
+# The providers that send only registered templates, by the SmsTemplate field of their registration.
+TEMPLATE_ONLY = tuple(f for f in SmsTemplate.model_fields if f != "text")
+
+
+def _registration_problems(cfg: "Config", rules_file: str, name: str, t: str | SmsTemplate,
+                           used_at: str) -> list[Problem]:
+    """A template in use that a configured template-only provider cannot send (DESIGN A10)."""
+    out: list[Problem] = []
+    for provider in cfg.settings.sms.chosen:
+        if provider not in TEMPLATE_ONLY:
+            continue
+        if not isinstance(t, SmsTemplate) or t.registration(provider) is None:
+            out.append(Problem(rules_file, f"templates.{name}.{provider}",
+                               f"模板 {name} 缺少 {provider} 的登记（短信服务商 {provider} 只发送已登记的模板，"
+                               f"见 {used_at}）/ template {name!r} has no {provider} registration "
+                               f"(code and params), and {provider} sends registered templates only"))
     return out
 
 

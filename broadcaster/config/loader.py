@@ -144,11 +144,21 @@ def _sms_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     for key in (sms.model_extra or {}):
         if key not in known and key not in plugins.names("sms"):
             problems.append(Problem(file, f"sms.{key}", "unknown key"))
-    section = (raw.get("sms") or {}).get(sms.provider) or {}
-    if not isinstance(section, dict):
-        problems.append(Problem(file, f"sms.{sms.provider}", "expected a mapping"))
+    where = "sms.providers" if sms.providers else "sms.provider"
+    if len(set(sms.chosen)) != len(sms.chosen):
+        problems.append(Problem(file, where, "短信服务商重复 / a provider is named twice"))
         return None
-    return _choice("sms", sms.provider, section, file, "sms.provider", problems, "SMS provider", f"sms.{sms.provider}")
+    choices: list[Choice] = []
+    for name in sms.chosen:  # with ``providers``: failover order, the first used first
+        section = (raw.get("sms") or {}).get(name) or {}
+        if not isinstance(section, dict):
+            problems.append(Problem(file, f"sms.{name}", "expected a mapping"))
+            return None
+        c = _choice("sms", name, section, file, where, problems, "SMS provider", f"sms.{name}")
+        if c is None:
+            return None
+        choices.append(c)
+    return Choice(choices[0].name, choices[0].config, tuple(choices[1:]))
 
 
 def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: list[Problem]) -> Choice | None:
@@ -156,6 +166,8 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     for key in (audio.model_extra or {}):
         if key not in plugins.names("tts"):
             problems.append(Problem(file, f"audio.{key}", "unknown key"))
+    if audio.fallback and audio.fallback not in plugins.names("tts"):
+        problems.append(Problem(file, "audio.fallback", f"未知的语音合成引擎 / unknown speech engine {audio.fallback!r}"))
     section = (raw.get("audio") or {}).get(audio.tts) or {}
     if not isinstance(section, dict):
         problems.append(Problem(file, f"audio.{audio.tts}", "expected a mapping"))
@@ -165,8 +177,9 @@ def _tts_choice(settings: Settings, raw: dict[str, Any], file: str, problems: li
     except (KeyError, plugins.PluginError):
         return _choice("tts", audio.tts, {}, file, "audio.tts", problems, "speech engine", "audio")
     # ``voice`` and ``command`` live in ``audio`` itself, for every engine that takes them.
-    common = {k: v for k, v in (("voice", audio.voice), ("command", audio.command))
-              if k in cls.Config.model_fields and v is not None and k not in section}
+    common = {k: v for k, v in (("voice", audio.voice), ("command", audio.command), ("timeout_s", audio.timeout_s))
+              if k in cls.Config.model_fields and v is not None and k not in section
+              and (k in audio.model_fields_set or k == "command" or audio.tts in ("espeak", "command"))}
     where = f"audio.{audio.tts}" if section else "audio"
     return _choice("tts", audio.tts, {**common, **section}, file, "audio.tts", problems, "speech engine", where)
 

@@ -26,11 +26,15 @@ from pydantic import (
 )
 
 from broadcaster.config.books import Book
+from broadcaster.config.sms import SmsCaps, SmsTemplate, template_text  # noqa: F401 (template_text: re-exported)
 from broadcaster.errors import Problem
 from broadcaster.plugins import PluginConfig
 from broadcaster.timeutil import parse_hhmm
 
 PLACEHOLDERS = frozenset({"town", "date", "level", "level_name", "advice", "valid_from", "valid_to"})
+# Templates the service's own SMS use on template-only providers (DESIGN A10), with the extra
+# placeholders each may use: the operator's text, the feed deadline's time.
+RESERVED = {"manual_sms": frozenset({"text"}), "deadline_sms": frozenset({"deadline"})}
 
 
 def _hhmm(v: Any) -> time:
@@ -96,8 +100,15 @@ class SmsConfig(Strict):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     provider: str = "outbox"
+    providers: list[str] | None = Field(default=None, min_length=1)  # failover order (A10)
     rate_per_s: float = Field(default=10, gt=0, le=10000)
     concurrency: int = Field(default=32, ge=1, le=512)
+    caps: SmsCaps = SmsCaps()
+
+    @property
+    def chosen(self) -> list[str]:
+        """The providers in use, in failover order."""
+        return list(self.providers) if self.providers else [self.provider]
 
 
 class AudioConfig(Strict):
@@ -107,6 +118,9 @@ class AudioConfig(Strict):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     tts: str = "espeak"
+    # Speaks the bulletin when ``tts`` fails or does not answer in ``timeout_s`` (A11); null: none.
+    fallback: str | None = "espeak"
+    timeout_s: float = Field(default=10, gt=0, le=120)
     voice: str = "cmn"
     command: list[str] | None = None
     format: Literal["mp3", "wav", "g711"] = "mp3"
@@ -251,6 +265,8 @@ class ClipTemplate(Strict):
     clip: str
 
 
+
+
 class When(Strict):
     level_at_least: int | None = Field(default=None, ge=1, le=5)
     level_in: list[Annotated[int, Field(ge=1, le=5)]] | None = None
@@ -298,22 +314,25 @@ class RulesFile(Strict):
     levels: dict[Annotated[int, Field(ge=1, le=5)], str] = {
         1: "利于扩散", 2: "较利于扩散", 3: "可能发生", 4: "容易发生", 5: "极易发生"
     }
-    templates: dict[str, str | ClipTemplate]
+    templates: dict[str, str | ClipTemplate | SmsTemplate]
     rules: list[Rule]
 
     @field_validator("templates")
     @classmethod
-    def _placeholders(cls, v: dict[str, str | ClipTemplate]) -> dict[str, str | ClipTemplate]:
+    def _placeholders(cls, v: dict[str, str | ClipTemplate | SmsTemplate]) -> dict[str, str | ClipTemplate | SmsTemplate]:
         for name, t in v.items():
-            if isinstance(t, str):
+            texts = [t] if isinstance(t, str) else [t.text, *t.params_text()] if isinstance(t, SmsTemplate) else []
+            # The reserved templates carry their own facts (DESIGN A10); the others the alert's.
+            allowed = PLACEHOLDERS | RESERVED.get(name, frozenset())
+            for text in texts:
                 try:
-                    unknown = template_fields(t) - PLACEHOLDERS
+                    unknown = template_fields(text) - allowed
                 except ValueError as exc:
                     raise ValueError(f"{name}: malformed template: {exc}") from None
                 if unknown:
                     raise ValueError(
                         f"{name}: unknown placeholder {{{sorted(unknown)[0]}}}; "
-                        f"allowed: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+                        f"allowed: {', '.join('{' + p + '}' for p in sorted(allowed))}"
                     )
         return v
 
@@ -376,6 +395,7 @@ class Choice:
 
     name: str
     config: PluginConfig
+    fallbacks: tuple["Choice", ...] = ()  # ``sms.providers`` after the first, in order
 
 
 @dataclass

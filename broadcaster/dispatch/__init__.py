@@ -26,9 +26,10 @@ from broadcaster.channels.chats import ChatChannel, ChatJob
 from broadcaster.channels.displays import DisplayChannel, DisplayJob
 from broadcaster.channels.sms import SmsJob, SmsProvider
 from broadcaster.channels.speakers import PlayJob, SpeakerChannel
+from broadcaster.dispatch.batches import SmsBatch, deliver_batch, group, under_cap
 from broadcaster.dispatch.outcomes import RELEASE, send_outcome, withdrawal_outcome
 from broadcaster.dispatch.pools import TokenBucket, WorkerPool
-from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded
+from broadcaster.dispatch.recovery import LeaseLapsed, Recovery, guarded, sms_job
 from broadcaster.errors import ChannelError, PermanentError, TransientError
 from broadcaster.ledger import DeliveryJob, Ledger, Outcome
 from broadcaster.timeutil import Clock
@@ -89,12 +90,14 @@ class Dispatcher:
         concurrency: int = 32,
         speaker_concurrency: int = 16,
         batch: int = 200,
+        sms_cap: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.ep = endpoints
         self.clock = clock or Clock()
         self.bucket = TokenBucket(rate_per_s)
         self.batch = batch
+        self.sms_cap = sms_cap  # SMS per number per rolling 24 h (``sms.caps.per_number_per_day``)
         self._caps = {"sms": concurrency, "speaker": speaker_concurrency, "chat": _SMALL_POOL,
                       "display": _SMALL_POOL}
         self._pools = {ch: WorkerPool(cap, ch, self._work) for ch, cap in self._caps.items()}
@@ -111,6 +114,9 @@ class Dispatcher:
         self._due_cache: tuple[int | None, datetime | None] = (None, None)  # (ledger version, next due)
         # Leases of this node's claims and settling of lapsed ones (A15): dispatch/recovery.py.
         self.recovery = Recovery(ledger, endpoints, self.clock, busy=lambda: any(self._inflight.values()))
+        # Numbers per request of a provider that batches (Aliyun 1,000, Tencent 200): claims, the
+        # rate and the pool then count requests, not messages.
+        self._sms_batch = int(getattr(endpoints.sms, "max_batch", 1)) if hasattr(endpoints.sms, "send_batch") else 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -199,15 +205,16 @@ class Dispatcher:
         for channel in self._channels():
             if self._stop.is_set():
                 break
-            cap, inflight = self._caps[channel], self._inflight[channel]
+            per = self._sms_batch if channel == "sms" else 1
+            cap, inflight = self._caps[channel] * per, self._inflight[channel]
             free = cap * 2 - inflight
             if channel == "sms":  # claim no more than the rate lets us send in ~2 s
-                free = min(free, max(1, int(self.bucket.rate * 2)))
+                free = min(free, max(1, int(self.bucket.rate * 2)) * per)
             # Claim in batches: while more than half a pool's worth waits beyond the running
             # workers there is nothing to gain from a claim of a few rows, only a transaction.
             if free <= 0 or inflight > cap + cap // 2 or self._is_dry(channel, now):
                 continue
-            want = min(free, self.batch)
+            want = min(free, self.batch if per == 1 else max(self.batch, 5000))
             jobs = self.ledger.deliveries.claim(now, want, channel)
             if len(jobs) < want:
                 # Nothing more is due on this channel: asking again at every step would scan
@@ -215,10 +222,12 @@ class Dispatcher:
                 self._dry[channel] = (time.monotonic() + _DRY_S, now + timedelta(seconds=_DRY_S))
             else:
                 self._dry.pop(channel, None)
-            for job in jobs:
-                self._inflight[channel] += 1
-                self._pools[channel].submit(job)
-                claimed += 1
+            self._inflight[channel] += len(jobs)
+            claimed += len(jobs)
+            if channel == "sms" and self.sms_cap is not None:
+                jobs = self._under_cap(jobs, now)
+            for item in (self._batches(jobs) if per > 1 else jobs):
+                self._pools[channel].submit(item)  # type: ignore[arg-type]
         if not self._stop.is_set() and not self._is_dry("withdraw", now):
             jobs = self.ledger.deliveries.claim_withdrawals(now, self._caps["speaker"])
             if not jobs:
@@ -236,6 +245,16 @@ class Dispatcher:
         whose chat was removed from the configuration expires)."""
         return ("sms", "speaker") + tuple(ch for ch, ep in (("chat", self.ep.chats), ("display", self.ep.displays))
                                           if ep)
+
+    def _under_cap(self, jobs: list[DeliveryJob], now: datetime) -> list[DeliveryJob]:
+        """The claimed SMS under the daily cap; the others are answered at once (``batches``)."""
+        keep, capped = under_cap(self.ledger, jobs, now, self.sms_cap or 0)
+        for item in capped:
+            self._results.put(item)
+        return keep
+
+    def _batches(self, jobs: list[DeliveryJob]) -> list[SmsBatch]:
+        return group(self.ep.sms, jobs, self._sms_batch)
 
     def _is_dry(self, channel: str, now: datetime) -> bool:
         """True while a recent claim found nothing more due on ``channel``: until ``wake``/``drain``,
@@ -256,8 +275,18 @@ class Dispatcher:
             self._wake.clear()
         return False
 
-    def _work(self, job: DeliveryJob | _Withdrawal) -> None:
+    def _work(self, job: DeliveryJob | _Withdrawal | SmsBatch) -> None:
         """One job on a worker thread: deliver (or withdraw) it and queue the outcome for the ledger."""
+        if isinstance(job, SmsBatch):
+            try:
+                answers = self._deliver_batch(job.jobs)
+            except Exception as exc:  # noqa: BLE001 - a provider bug must not lose deliveries
+                log.exception("SMS batch from delivery %d: unexpected error", job.id)
+                answers = [TransientError(f"internal error: {type(exc).__name__}")] * len(job.jobs)
+            for j, answer in zip(job.jobs, answers, strict=True):
+                self._results.put((j, answer))
+            self._wake.set()
+            return
         try:
             outcome = self._withdraw(job.job) if isinstance(job, _Withdrawal) else self._deliver(job)
         except Exception as exc:  # noqa: BLE001 - a channel bug must not lose the delivery
@@ -274,9 +303,7 @@ class Dispatcher:
                 if not self.bucket.acquire(self._stop) or not self.recovery.may_send(job):
                     return RELEASE
                 with guarded(lambda: self.recovery.may_send(job)):
-                    return self.ep.sms.send(
-                        SmsJob(job.id, job.alert_id, job.target, job.body or "")
-                    )
+                    return self.ep.sms.send(sms_job(job))
             if not self.recovery.may_send(job):
                 return RELEASE
             with guarded(lambda: self.recovery.may_send(job)):
@@ -287,6 +314,9 @@ class Dispatcher:
             return exc
         except LeaseLapsed:  # frozen while preparing the send: nothing went out (recovery.py)
             return RELEASE
+
+    def _deliver_batch(self, jobs: list[DeliveryJob]) -> list[Any]:
+        return deliver_batch(self.ep.sms, jobs, self.bucket, self._stop, self.recovery)
 
     def _withdraw(self, job: DeliveryJob) -> Any:
         if self._stop.is_set():

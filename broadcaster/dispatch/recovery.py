@@ -108,12 +108,18 @@ def _install() -> None:
         pools.HTTPSConnectionPool.ConnectionCls = _GuardedHTTPSConnection
 
 
+def sms_job(job: DeliveryJob) -> SmsJob:
+    """What an SMS provider is given for a claimed delivery: the text and, where the delivery was
+    made from a rules template, its name and values (template-only providers send those)."""
+    return SmsJob(job.id, job.alert_id, job.target, job.body or "", job.sms_template, job.values())
+
+
 def settle(ep: "Endpoints", job: DeliveryJob, now: datetime) -> Outcome:
     """What became of a send that a crash (or a dead node) interrupted, as a ``reconcile_*`` event."""
     if job.channel == "sms":
         since = job.claimed_at or now
         try:
-            sid = ep.sms.find_sent(SmsJob(job.id, job.alert_id, job.target, job.body or ""), since)
+            sid = ep.sms.find_sent(sms_job(job), since)
         except NotImplementedError:
             return Outcome(job.id, "reconcile_pending", now, due_at=now, possible_duplicate=True,
                            error="re-sent after a crash; the provider cannot be asked whether it arrived",

@@ -43,7 +43,8 @@ def iter_sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> Iterato
     """Ledger rows for SMS plans, one at a time: a county-wide alert need not be held in memory."""
     for p in plans:
         yield sms_row(phone=p.phone, name=p.name, village_id=p.village_id, body=p.body, kind=provider,
-                      due_at=t.now, expires_at=t.sms_expires_at, now=t.now, group=p.group)
+                      due_at=t.now, expires_at=t.sms_expires_at, now=t.now, group=p.group,
+                      template=p.template, values=p.values)
 
 
 def sms_rows(plans: Iterable[SmsPlan], provider: str, t: Timing) -> list[dict[str, Any]]:

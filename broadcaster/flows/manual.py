@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.audio import Bulletin
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.channels.sms.registered import manual_sms
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, PermanentError
 from broadcaster.flows.alerts import Timing, chat_rows
 from broadcaster.ledger import OPEN, Alert, play_row, sms_row
 from broadcaster.rules import ChatPlan, quiet
@@ -109,6 +110,8 @@ class Broadcasts:
         chats = self._check_chats(req.chats)
         if not villages and not groups and not chats:
             raise InputError("villages", "请至少选择一个村、短信分组或群 / choose at least one village, SMS group or chat")
+        if groups:
+            self._sms(text)  # refused now when the provider's registered template cannot carry it
         at = self._parse_at(req.at, now)
         repeat = self.check_repeat(req.repeat)
         if villages and quiet(cfg, at or now, 0):
@@ -122,6 +125,32 @@ class Broadcasts:
         if bad:
             raise InputError("chats", f"未知的群 / unknown chat: {', '.join(bad)}")
         return list(dict.fromkeys(chats))
+
+    def _sms(self, text: str) -> tuple[str, str | None, dict[str, str]]:
+        """The SMS of a broadcast as (body, template, values); InputError naming ``text`` when a
+        template-only provider cannot send it (no ``manual_sms`` registration, or too long)."""
+        try:
+            return manual_sms(self.svc.sms, self.svc.cfg.settings.town, text)
+        except PermanentError as exc:
+            raise InputError("text", str(exc)) from None
+
+    def sms_preview(self, text: str) -> dict[str, Any] | None:
+        """For the compose page, on a template-only provider (None otherwise): the registered
+        template a broadcast's SMS will use, each provider's registration, and what the
+        recipient will read, or why this text cannot be sent (DESIGN A10)."""
+        provider = self.svc.sms
+        if not provider.template_only:
+            return None
+        t = self.svc.cfg.rules.templates.get("manual_sms")
+        regs = []
+        for m in getattr(provider, "members", [provider]):
+            reg = t.registration(m.type) if t is not None and hasattr(t, "registration") else None
+            regs.append({"provider": m.type, "registration": getattr(reg, "code", None) or getattr(reg, "id", None)})
+        try:
+            reads, template, _ = manual_sms(provider, self.svc.cfg.settings.town, text.strip() or "…")
+        except PermanentError as exc:
+            return {"template": "manual_sms", "registrations": regs, "reads": None, "error": str(exc)}
+        return {"template": template, "registrations": regs, "reads": reads, "error": None}
 
     def _parse_at(self, value: datetime | str | None, now: datetime) -> datetime | None:
         if value is None or value == "":
@@ -236,14 +265,15 @@ class Broadcasts:
         rows: list[dict[str, Any]] = []
         held: list[str] = []
         unreachable = self.svc.unreachable()
+        body, template, values = self._sms(a.sms_text) if a.sms_text else (None, None, {})
         # Group `duty` is who is on the roster at the time it is sent (A13).
         for c, group in cfg.book.recipients(a.sms_groups or [], when, cfg.tz, with_leader=False):
             if c.phone in unreachable:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
-            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village_id, body=a.sms_text,
+            rows.append(sms_row(phone=c.phone, name=c.name, village_id=c.village_id, body=body,
                                 kind=self.svc.sms.type, due_at=when, expires_at=when + SMS_VALID, now=now,
-                                group=group))
+                                group=group, template=template, values=values))
         expiry = timedelta(minutes=cfg.settings.schedule.play_expiry_min)
         for vid in a.villages or []:
             for sc in cfg.speakers_of(vid):

@@ -145,6 +145,10 @@ class Delivery(Base):
     # settles the row as a crash would be settled (broadcaster.dispatch.recovery).
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+    # The rules template an SMS was made from and its placeholders' values (JSON object), for
+    # providers that send only registered templates (DESIGN A10); NULL for free text.
+    sms_template: Mapped[str | None] = mapped_column(String(64))
+    sms_values: Mapped[str | None] = mapped_column(Text)
 
 
 class ScheduleFire(Base):

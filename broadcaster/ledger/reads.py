@@ -64,6 +64,37 @@ class Reads:
 
     # ---------------------------------------------------------------- counts
 
+    def sms_accepted_since(self, targets: Iterable[str], since: datetime) -> dict[str, int]:
+        """SMS a provider accepted for each of these numbers since ``since`` (the per-number
+        daily cap, DESIGN A10): one query per claimed batch, through ``ix_deliveries_target``."""
+        wanted = sorted(set(targets))
+        if not wanted:
+            return {}
+        q = (select(Delivery.target, func.count()).where(Delivery.channel == "sms", Delivery.target.in_(wanted),
+                                                         Delivery.sent_at.is_not(None), Delivery.sent_at >= since)
+             .group_by(Delivery.target))
+        with self._ledger.reader() as s:
+            return {t: n for t, n in s.execute(q).all()}
+
+    def bulletins(self, alert_id: int) -> list[str]:
+        """The distinct audio files (sha256) of an alert's loudspeaker plays."""
+        q = (select(Delivery.audio_sha256).where(Delivery.alert_id == alert_id, Delivery.channel == "speaker",
+                                                 Delivery.audio_sha256.is_not(None)).distinct())
+        with self._ledger.reader() as s:
+            return sorted(s.scalars(q).all())
+
+    def sms_awaiting_receipt(self, sent_before: datetime, sent_after: datetime,
+                             limit: int = 200) -> list[tuple[str, str, datetime]]:
+        """(provider id, number, sent at) of SMS still ``sent`` (no receipt) that a provider
+        accepted between ``sent_after`` and ``sent_before``, oldest first: what the query APIs
+        are asked about when no push came (DESIGN A10)."""
+        q = (select(Delivery.provider_id, Delivery.target, Delivery.sent_at)
+             .where(Delivery.channel == "sms", Delivery.state == "sent", Delivery.provider_id.is_not(None),
+                    Delivery.sent_at >= sent_after, Delivery.sent_at < sent_before)
+             .order_by(Delivery.sent_at).limit(limit))
+        with self._ledger.reader() as s:
+            return [(p, t, at) for p, t, at in s.execute(q).all()]
+
     def counts(self, alert_ids: Iterable[int] | None = None) -> Counts:
         """``{"sms": {state: n}, "speaker": {state: n}}`` over the given alerts (or all)."""
         q = select(Delivery.channel, Delivery.state, func.count()).group_by(Delivery.channel, Delivery.state)

@@ -6,6 +6,8 @@ Pure (no database): flows build rows here, the dispatcher reports outcomes with 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,13 +21,17 @@ def _new(now: datetime) -> dict[str, Any]:
 
 
 def sms_row(*, phone: str, name: str | None, village_id: str | None, body: str | None, kind: str,
-            due_at: datetime, expires_at: datetime, now: datetime, group: str | None = None) -> dict[str, Any]:
+            due_at: datetime, expires_at: datetime, now: datetime, group: str | None = None,
+            template: str | None = None, values: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A new SMS delivery (for :meth:`Ledger.create_alert`): one message to one E.164 number from
     provider ``kind``, sent from ``due_at``, never after ``expires_at``; ``group`` is the directory
-    group it is sent for (the weekly report counts by it)."""
+    group it is sent for (the weekly report counts by it); ``template`` and ``values`` name the
+    rules template ``body`` was rendered from, for template-only providers (DESIGN A10)."""
     return {"channel": "sms", "kind": kind, "target": phone, "slot": "", "contact_name": name,
             "village_id": village_id, "body": body, "due_at": due_at, "expires_at": expires_at,
-            "sms_group": group, **_new(now)}
+            "sms_group": group, "sms_template": template,
+            "sms_values": json.dumps(dict(values), ensure_ascii=False, sort_keys=True) if values else None,
+            **_new(now)}
 
 
 def play_row(*, speaker_id: str, village_id: str, kind: str, mode: str, sha256: str, ext: str, repeat: int,
@@ -80,6 +86,12 @@ class DeliveryJob:
     claimed_at: datetime | None
     # "text"/"image" for a chat message, the start (ISO) of a display's warning, a play's time
     slot: str = ""
+    sms_template: str | None = None
+    sms_values: str | None = None  # JSON object, as sms_row wrote it
+
+    def values(self) -> dict[str, str]:
+        """The template values of an SMS (empty for free text)."""
+        return json.loads(self.sms_values) if self.sms_values else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,15 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from broadcaster.errors import PermanentError, TransientError
 from broadcaster.runtime.leader import FencedExecutor, Leadership
 from broadcaster.runtime.service import Service
+from broadcaster.channels.sms import SmsProvider
 from broadcaster.flows import checkins
 from broadcaster.flows.deadline import deadline_check
+from broadcaster.flows.receipt_poll import POLL_MIN, poll_receipts
 from broadcaster.flows.report_schedule import send_scheduled
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ class Scheduler:
                                   ("checkin-confirm", self.checkin_confirm, c.confirm_by)):
                 self.sched.add_job(fn, CronTrigger(hour=t.hour, minute=t.minute, timezone=cfg.tz),
                                    id=job_id, name=f"{job_id} {t:%H:%M}", replace_existing=True)
+        if type(service.sms).poll_receipts is not SmsProvider.poll_receipts:  # it has a query API
+            self.sched.add_job(self.receipts, IntervalTrigger(minutes=POLL_MIN, timezone=cfg.tz),
+                               id="sms-receipt-query", name="SMS receipt query", replace_existing=True)
         report = cfg.settings.report
         if report is not None:  # the Friday report (A14); start() also catches up a missed one
             w = report.at
@@ -140,6 +146,12 @@ class Scheduler:
                         " (after the deadline)" if retry_at > deadline else "")
             self.sched.add_job(self.poll, DateTrigger(run_date=retry_at), kwargs={"kind": "retry"},
                                id="poll-retry", name="poll retry", replace_existing=True)
+
+    def receipts(self) -> None:
+        try:
+            poll_receipts(self.service)
+        except Exception:  # noqa: BLE001 - a scheduled job must never kill the scheduler
+            log.exception("SMS receipt query failed unexpectedly")
 
     def deadline(self) -> None:
         try:

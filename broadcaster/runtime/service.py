@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from broadcaster.audio.links import AudioLinks, url_key
 from broadcaster.channels.chats import ChatChannel, ChatContext, build_chats, chat_types
 from broadcaster.channels.displays import DisplayChannel, display_types
 from broadcaster.channels.sms import SmsContext, build_provider
+from broadcaster.channels.sms.failover import FailoverProvider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config, books
 from broadcaster.errors import Problem
@@ -48,6 +50,7 @@ class Service:
             clips_dir=cfg.resolve(a.clips),
             repeat=a.repeat,
             engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
+            fallback=_fallback_engine(a.fallback, cfg.tts.name),
         )
         self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
         ctx = SpeakerContext(base_dir=cfg.directory_dir)
@@ -63,8 +66,12 @@ class Service:
         self.workbook_problems: list[Problem] = []  # errors of a changed workbook not taken
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
-        self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(
-            public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz, templates=cfg.rules.templates))
+        sms_ctx = SmsContext(public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz,
+                             templates=cfg.rules.templates)
+        self.sms = build_provider(cfg.sms.name, cfg.sms.config, sms_ctx)
+        if cfg.sms.fallbacks:  # sms.providers: failover in that order (DESIGN A10)
+            self.sms = FailoverProvider([self.sms, *(build_provider(c.name, c.config, sms_ctx)
+                                                     for c in cfg.sms.fallbacks)], sms_ctx)
         self.chats: dict[str, ChatChannel] = build_chats(cfg.chats, ChatContext(s.http.public_url, s.town))
         dtypes = display_types() if cfg.displays else {}
         self.displays: dict[str, DisplayChannel] = {
@@ -85,6 +92,7 @@ class Service:
             self.clock,
             rate_per_s=s.sms.rate_per_s,
             concurrency=s.sms.concurrency,
+            sms_cap=s.sms.caps.per_number_per_day,
         )
 
     def _bind_speakers(self) -> None:
@@ -174,3 +182,11 @@ class Service:
 
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)
+
+
+def _fallback_engine(name: str | None, chosen: str) -> Any:
+    """``audio.fallback`` (A11) with its defaults, unless it is the chosen engine itself."""
+    if not name or name == chosen:
+        return None
+    cls = plugins.get("tts", name)
+    return cls(cls.Config())

@@ -186,8 +186,12 @@ def router(svc: Service) -> APIRouter:
     @r.get("/console/segments")
     def segments(text: str = "", me: SessionInfo = Depends(user)) -> JSONResponse:
         seg = sms_segments(text.strip())
-        return JSONResponse({"encoding": seg.encoding, "units": seg.units, "count": seg.count,
-                             "chars": len(text.strip()), "max": MAX_TEXT})
+        out: dict[str, Any] = {"encoding": seg.encoding, "units": seg.units, "count": seg.count,
+                               "chars": len(text.strip()), "max": MAX_TEXT}
+        registered = bc.sms_preview(text)  # a template-only provider (A10): which template, what is read
+        if registered is not None:
+            out["sms"] = registered
+        return JSONResponse(out)
 
     @r.post("/console/preview")
     async def preview(request: Request, me: SessionInfo = Depends(user)) -> Response:
@@ -265,6 +269,8 @@ def router(svc: Service) -> APIRouter:
         a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
         a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
         rows, total = views.deliveries(svc, aid, max(p, 0))
+        # Which engine spoke each bulletin (A11): a cloud voice, or espeak when the cloud failed.
+        a["engines"] = sorted({svc.renderer.cache.engine_of(sha) or "录音/未知" for sha in svc.ledger.reads.bulletins(aid)})
         return page(request, "alert.html", me, a=a, rows=rows, total=total, p=max(p, 0), per=views.PAGE,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     live=a["status"] in ("scheduled", "dispatching"))

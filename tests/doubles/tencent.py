@@ -129,7 +129,8 @@ class TencentSmsDouble(TencentApiDouble):
         self.limit_30s, self.daily_limit = limit_30s, daily_limit
         self.omit_send_status_set = False
         self._messages: list[TencentMessage] = []
-        self.actions.update(SendSms=self._send, PullSmsSendStatus=self._pull)
+        self.actions.update(SendSms=self._send, PullSmsSendStatus=self._pull,
+                            PullSmsSendStatusByPhoneNumber=self._pull_by_phone)
 
     def messages(self, phone: str | None = None) -> list[TencentMessage]:
         """Accepted messages, oldest first (optionally of one number)."""
@@ -234,6 +235,27 @@ class TencentSmsDouble(TencentApiDouble):
                   "PhoneNumber": m.phone, "SerialNo": m.serial_no,
                   "ReportStatus": m.report_status, "Description": m.description,
                   "SessionContext": m.session_context} for m in ready]
+        return self.ok(req, {"PullSmsSendStatusSet": items})
+
+    def _pull_by_phone(self, p: dict[str, Any], req: Request) -> Response:
+        """PullSmsSendStatusByPhoneNumber: the messages to one number sent in [BeginTime,
+        EndTime] (unix seconds), paged by Offset/Limit (<= 100). [U] Whether Tencent lists a
+        message before its carrier report is unconfirmed; this double lists it with
+        ``ReportStatus`` empty, so that a query right after a send finds it."""
+        if p.get("SmsSdkAppId") != self.sdk_app_id:
+            return self.error(req, "InvalidParameterValue.SdkAppIdNotExist", "SdkAppId not exist.")
+        begin, end, offset, limit = (p.get(k) for k in ("BeginTime", "EndTime", "Offset", "Limit"))
+        if not all(isinstance(v, int) for v in (begin, end, offset, limit)) or not 0 < limit <= 100:
+            return self.error(req, "InvalidParameterValue", "BeginTime, Offset and Limit (1-100) are required.")
+        phone = e164(str(p.get("PhoneNumber") or ""))
+        with self._lock:
+            found = [m for m in self._messages if m.phone == phone
+                     and begin <= m.sent_at.timestamp() <= end][offset:offset + limit]
+        items = [{"UserReceiveTime": cn_time(m.received_at) if m.received_at else None,
+                  "CountryCode": "86", "SubscriberNumber": m.phone[3:], "PhoneNumber": m.phone,
+                  "SerialNo": m.serial_no, "ReportStatus": m.report_status or "",
+                  "Description": m.description, "SessionContext": m.session_context}
+                 for m in found]
         return self.ok(req, {"PullSmsSendStatusSet": items})
 
     # -- delivery (the carrier's side) -----------------------------------------------

@@ -93,6 +93,8 @@ class SmsProvider(ABC):
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     #: The path its receipt pushes arrive at (``{token}`` and the like are path parameters).
     receipt_path: ClassVar[str | None] = None
+    #: Sends only templates registered with the provider (DESIGN A10), never free text.
+    template_only: ClassVar[bool] = False
 
     def __init__(self, config: PluginConfig, ctx: SmsContext) -> None:
         self.config = config
@@ -108,6 +110,11 @@ class SmsProvider(ABC):
         Return None when the provider has no record; raise NotImplementedError when the
         provider cannot be asked (then the delivery is re-sent and flagged a possible duplicate).
         """
+        raise NotImplementedError
+
+    def poll_receipts(self, waiting: list[tuple[str, str, datetime]]) -> list[Receipt]:
+        """Where no receipt was pushed: ask the provider's query API about these messages
+        ((provider id, E.164 number, sent at) each). Raise NotImplementedError when it has none."""
         raise NotImplementedError
 
     def receipts(self, req: ReceiptRequest) -> ReceiptAnswer:
