@@ -252,10 +252,12 @@ class Broadcasts:
         now = self.svc.now()
         if a.status == "cancelled":
             return {"id": alert_id, "status": "cancelled", "cancelled": 0}
-        n, withdrawing = self.svc.withdraw([alert_id], f"cancelled by {actor}")
-        if n == 0 and a.status != "pending_approval" and self.status_of(alert_id) == "done":
+        if a.status != "pending_approval" and self.status_of(alert_id) == "done":
             raise Conflict("广播已全部发出，无法取消 / broadcast is done; nothing left to cancel")
-        self.svc.ledger.mark_cancelled(alert_id, actor)
+        done = self.svc.cancel_broadcast(alert_id, actor, f"cancelled by {actor}")
+        if done is None:  # another cancel came first
+            return {"id": alert_id, "status": "cancelled", "cancelled": 0}
+        n, withdrawing = done
         self.svc.ledger.audit(now, actor, "broadcast.cancel", "alert", alert_id,
                               {"cancelled_deliveries": n, "withdrawing": withdrawing, "text": a.speaker_text,
                                "audio_sha256": a.audio_sha256})

@@ -114,6 +114,14 @@ class Service:
         self.dispatcher.wake()
         return result
 
+    def cancel_broadcast(self, alert_id: int, by: str, reason: str) -> tuple[int, int] | None:
+        """Cancel a manual broadcast and its deliveries at once (``Ledger.cancel_broadcast``);
+        None when it was already cancelled."""
+        push = {t for t, cls in speaker_types().items() if cls.withdrawable}
+        result = self.ledger.cancel_broadcast(alert_id, by, reason, self.now(), push)
+        self.dispatcher.wake()
+        return result
+
     def unreachable(self) -> dict[str, str]:
         """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""
         return self.ledger.reads.unreachable()
