@@ -79,13 +79,18 @@ class Broadcasts:
             raise InputError("repeat", "重复次数应为 1 到 10 / repeat must be 1-10")
         return repeat
 
-    def preview(self, text: str | None, upload: bytes | None = None, repeat: int | None = None) -> Bulletin:
+    def preview(self, text: str | None, upload: bytes | None = None, repeat: int | None = None,
+                who: str = "") -> Bulletin:
         """The MP3 bulletin exactly as the broadcast would play (the recording, or the text
-        spoken), after the same checks as :meth:`create`. Used by the API, console and CLI."""
+        spoken), after the same checks as :meth:`create`. Used by the API, console and CLI.
+        Renders wait their turn in the service's :class:`RenderGate` (``TooBusy`` when full)."""
         repeat = self.check_repeat(repeat)
-        if upload is not None:
-            return self.upload_bulletin(upload, repeat=repeat, fmt="mp3")
-        return self.svc.renderer.render(self.check_text(text), repeat=repeat, fmt="mp3")
+        if upload is None:
+            text = self.check_text(text)
+        with self.svc.renders.slot(who):
+            if upload is not None:
+                return self.upload_bulletin(upload, repeat=repeat, fmt="mp3")
+            return self.svc.renderer.render(text, repeat=repeat, fmt="mp3")
 
     def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
         cfg, now = self.svc.cfg, self.svc.now()

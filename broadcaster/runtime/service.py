@@ -19,6 +19,7 @@ from broadcaster.channels.sms import SmsContext, build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
+from broadcaster.flows.limits import RenderGate
 from broadcaster.flows import automatic
 from broadcaster.flows.automatic import PollReport
 from broadcaster.feeds import SourceContext, build_sources
@@ -54,6 +55,8 @@ class Service:
         self._bind_speakers()
         # Set when the service begins to stop: long polls answer at once so that shutdown is quick.
         self.stopping = threading.Event()
+        #: Previews queue here (one render at a time, one per user): see broadcaster.flows.limits.
+        self.renders = RenderGate()
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
         self.sms = build_provider(cfg.sms.name, cfg.sms.config, SmsContext(

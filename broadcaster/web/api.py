@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
-from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
+from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.web.auth import Id, Principal, require
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -60,6 +60,8 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(403, str(exc)) from None
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
+    except TooBusy as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     except BroadcasterError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -138,7 +140,7 @@ def router(svc: Service) -> APIRouter:
     def preview(body: PreviewIn, p: Principal = operator) -> Response:
         """Render ``text`` into the MP3 bulletin exactly as it would play (chime, repeats, loudness)."""
         with _http_errors():
-            b = bc.preview(body.text, repeat=body.repeat)
+            b = bc.preview(body.text, repeat=body.repeat, who=p.name)
         return Response(b.path.read_bytes(), media_type="audio/mpeg")
 
     return r

@@ -9,8 +9,10 @@ and the audit are the same whichever door a broadcast comes in by.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import math
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -20,15 +22,17 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.messages import sms_segments
 from broadcaster.flows.status import status
 from broadcaster.web import views
 from broadcaster.web.auth import Id
+from broadcaster.web.guard import SignInGuard
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -57,6 +61,7 @@ def router(svc: Service) -> APIRouter:
     """The console's pages, bound to ``svc``."""
     r = APIRouter(include_in_schema=False)
     accounts = Accounts(svc.ledger)
+    guard = SignInGuard(svc)
     bc = Broadcasts(svc)
     secure = svc.cfg.settings.http.public_url.startswith("https://")
     tz = svc.cfg.tz
@@ -103,15 +108,29 @@ def router(svc: Service) -> APIRouter:
             return page(request, "login.html", None, 403, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                         no_users=False, error="页面已过期，请重新登录 / the sign-in page expired")
         client = request.client.host if request.client else "?"
+        wait = guard.refuse_for(client)
+        if wait > 0:
+            # A fixed small page, no template: a flood of refusals must cost the event loop nothing.
+            secs = math.ceil(wait)
+            return HTMLResponse(f'<!doctype html><meta charset="utf-8"><title>请稍后再试</title>'
+                                f"<p>失败次数过多，请 {secs} 秒后再试 / too many failed sign-ins; try again in {secs} s</p>"
+                                f'<p><a href="/login">返回登录</a></p>', status_code=429,
+                                headers={"Retry-After": str(secs), "Cache-Control": "no-store"})
+        # A name under attack is slowed, never locked: the wait is asynchronous and short.
+        delay = guard.slow_for(name)
+        if delay > 0:
+            await asyncio.sleep(delay)
         try:
-            token, info = accounts.sign_in(name, str(data.get("password", "")), svc.now())
+            # scrypt and the ledger off the event loop: a flood of sign-ins must not stall /healthz.
+            token, info = await run_in_threadpool(accounts.sign_in, name, str(data.get("password", "")), svc.now())
         except Forbidden as exc:
-            svc.ledger.audit(svc.now(), f"anonymous@{client}", "console.signin_failed", "console_user", None,
-                             {"name": name[:100]})
+            await run_in_threadpool(guard.failed, client, name)
             log.warning("console sign-in failed from %s", client)
             return page(request, "login.html", None, 401, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                         no_users=False, error=str(exc))
-        svc.ledger.audit(svc.now(), info.user, "console.signin", "console_user", None, {"from": client})
+        guard.succeeded(client, name)
+        await run_in_threadpool(svc.ledger.audit, svc.now(), info.user, "console.signin", "console_user", None,
+                                {"from": client})
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
         resp.delete_cookie(LOGIN_COOKIE)
@@ -120,8 +139,8 @@ def router(svc: Service) -> APIRouter:
     @r.post("/logout")
     async def logout(request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
-        accounts.sign_out(request.cookies.get(COOKIE, ""))
-        svc.ledger.audit(svc.now(), me.user, "console.signout")
+        await run_in_threadpool(accounts.sign_out, request.cookies.get(COOKIE, ""))
+        await run_in_threadpool(svc.ledger.audit, svc.now(), me.user, "console.signout")
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/")
         return resp
@@ -165,7 +184,7 @@ def router(svc: Service) -> APIRouter:
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
                                values["at"] or None, repeat, upload=blob)
         try:
-            out = bc.create(req, me.user)
+            out = await run_in_threadpool(bc.create, req, me.user)  # renders: off the event loop
         except InputError as exc:
             return compose_page(request, me, values, f"{FIELD_ZH.get(exc.field, exc.field)}：{exc.message}",
                                 exc.field, 422)
@@ -191,10 +210,14 @@ def router(svc: Service) -> APIRouter:
             return JSONResponse({"error": "无法试听：重复次数应为数字"}, status_code=422)
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
-            b = bc.preview(text, upload=blob, repeat=repeat)
+            # TTS and ffmpeg in a worker thread, one render at a time and one per user (RenderGate).
+            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=me.user))
         except InputError as exc:
             return JSONResponse({"error": f"无法试听：{exc.message.split(' / ')[0]}"}, status_code=422)
-        return Response(b.path.read_bytes(), media_type="audio/mpeg")
+        except TooBusy as exc:
+            return JSONResponse({"error": str(exc).split(" / ")[0]}, status_code=429,
+                                headers={"Retry-After": str(exc.retry_after_s)})
+        return FileResponse(b.path, media_type="audio/mpeg")
 
     @r.get("/console/audio/{sha}.{ext}")
     def audio(sha: str, ext: str, me: SessionInfo = Depends(user)) -> FileResponse:
@@ -218,7 +241,7 @@ def router(svc: Service) -> APIRouter:
         if not at_least(me.role, "approver"):
             return back("/approvals", "需要审批人权限")
         try:
-            bc.approve(bid, me.user)
+            await run_in_threadpool(bc.approve, bid, me.user)
         except (Forbidden, Conflict, NotFound) as exc:
             return back("/approvals", str(exc).split(" / ")[0])
         return back(f"/history/{bid}", f"广播 #{bid} 已审批，将按时发送")
@@ -227,7 +250,7 @@ def router(svc: Service) -> APIRouter:
     async def cancel(bid: Id, request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
         try:
-            out = bc.cancel(bid, me.user)
+            out = await run_in_threadpool(bc.cancel, bid, me.user)
         except (Conflict, NotFound) as exc:
             return back(f"/history/{bid}", str(exc).split(" / ")[0])
         return back(f"/history/{bid}", f"广播 #{bid} 已取消（{out['cancelled']} 条未发出的已撤回）")
