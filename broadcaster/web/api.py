@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
@@ -27,12 +27,16 @@ if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named he
     from broadcaster.runtime.service import Service
 
 
+#: A list of ids in a body: bounded in length and in each entry (the body limit bounds the rest).
+_Ids = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=1000)]
+
+
 class BroadcastIn(BaseModel):
     """A manual broadcast: the text is sent as SMS to the groups and spoken in the villages."""
 
     text: str = Field(description=f"SMS and spoken text, 1-{MAX_TEXT} characters")
-    villages: list[str] | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
-    sms_groups: list[str] = Field(default_factory=list, description="SMS group ids from the directory")
+    villages: _Ids | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
+    sms_groups: _Ids = Field(default_factory=list, description="SMS group ids from the directory")
     at: str | None = Field(default=None, description="ISO 8601 time to go out (default now); local time if naive")
     repeat: int | None = Field(default=None, description="times the message is spoken in the bulletin, 1-10")
 
