@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from broadcaster.errors import Forbidden, InputError
+from broadcaster.errors import Conflict, Forbidden, InputError
 from broadcaster.ledger import Ledger
 
 # Roles in rank order (DESIGN A6): operator < approver < admin. Agents are not people and rank nowhere.
@@ -68,8 +68,9 @@ class Accounts:
         # Spent on unknown names too, so timing does not tell which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
-    def add_user(self, name: str, role: str, password: str, now: datetime) -> None:
-        """Create or reset a user (a reset also ends the user's sessions)."""
+    def add_user(self, name: str, role: str, password: str, now: datetime, *, reset: bool = False) -> None:
+        """Create a user; with ``reset``, also reset an existing one's role and password (which
+        ends the user's sessions). Without it, an existing name is a Conflict: nothing changes."""
         name = name.strip()
         if not name or len(name) > MAX_NAME:
             raise InputError("name", "用户名不能为空，最多 100 字 / name must be 1-100 characters")
@@ -79,7 +80,8 @@ class Accounts:
             raise InputError("password", "密码最多 1024 位 / password must be at most 1024 characters")
         if len(password) < MIN_PASSWORD:
             raise InputError("password", f"密码至少 {MIN_PASSWORD} 位 / password needs {MIN_PASSWORD}+ characters")
-        self.ledger.people.save_user(name, role, hash_password(password), now)
+        if not self.ledger.people.save_user(name, role, hash_password(password), now, reset=reset):
+            raise Conflict(f"用户 {name} 已存在；要改密码或角色请用 user reset / user {name} exists; use `user reset`")
 
     def has_users(self) -> bool:
         """True once any console account exists."""
