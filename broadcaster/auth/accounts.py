@@ -2,7 +2,7 @@
 
 Staff sign in with a name and password (created by a county admin with ``broadcaster user add``);
 passwords are kept as scrypt hashes (stdlib ``hashlib.scrypt``). A session is a random cookie
-token whose sha256 is stored with its role and CSRF token; it ends after ``IDLE`` without use or
+token whose sha256 is stored with its role and CSRF token; it ends after ``idle`` (``http.session_minutes``, default 30) without use or
 ``ABSOLUTE`` after sign-in, whichever comes first, and on sign-out. There is no lockout: failed
 sign-ins are throttled per client address and per name (:mod:`broadcaster.auth.throttle`, applied
 by the console) so that nobody can keep a user out by typing their name.
@@ -63,8 +63,9 @@ class SessionInfo:
 class Accounts:
     """Console users and sessions in the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, idle: timedelta = IDLE) -> None:
         self.ledger = ledger
+        self.idle = idle  # ``http.session_minutes``
         # Spent on unknown names too, so timing does not tell which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
@@ -105,7 +106,7 @@ class Accounts:
         if not token:
             return None
         row = self.ledger.people.session(_sha(token))
-        if row is None or now >= row.expires_at or now - row.last_seen >= IDLE:
+        if row is None or now >= row.expires_at or now - row.last_seen >= self.idle:
             return None
         if now - row.last_seen >= _TOUCH_EVERY:
             self.ledger.people.touch_session(row.id, now)

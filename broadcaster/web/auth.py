@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPBearer
 
 from broadcaster.auth.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
@@ -107,7 +108,12 @@ class AuthAudit:
         log.warning("HTTP %d for %s %s from %s", status, request.method, request.url.path, client)
 
 
-def current_principal(request: Request) -> Principal:
+#: Declares the bearer scheme in ``/openapi.json`` (and ``/docs``' Authorize button); the token
+#: itself is read and checked below, so a missing one is our audited 401, not FastAPI's 403.
+_SCHEME = HTTPBearer(auto_error=False, description="an API token from `broadcaster token create`")
+
+
+def current_principal(request: Request, _declared: Any = Depends(_SCHEME)) -> Principal:
     """FastAPI dependency: 401 (audited) without a valid bearer token."""
     svc = request.app.state.svc
     # Bearer only: console sessions never reach the API, so it needs no CSRF defence.
