@@ -88,3 +88,16 @@ def test_an_ffconcat_script_is_not_a_recording(api: Api, confdir: Path) -> None:
     r = api.client.post("/api/v1/broadcasts/upload", data=form, headers=_h(api),
                         files={"audio": ("x.mp3", b"ID3" + script, "audio/mpeg")})
     assert r.status_code == 422 and "/tmp" not in r.text and "Invalid" not in r.text
+
+
+def test_broadcasts_per_user_and_hour_are_bounded(confdir: Path) -> None:
+    api = make_api(confdir, lambda d: d["http"].update(broadcasts_per_hour=3))
+    try:
+        body = {"text": "测试", "villages": "all"}
+        codes = [api.client.post("/api/v1/broadcasts", json=body, headers=_h(api)).status_code for _ in range(5)]
+        assert codes == [201, 201, 201, 429, 429]
+        assert api.client.post("/api/v1/broadcasts", json=body, headers=_h(api, "bob")).status_code == 201  # another user
+        api.clock.advance(3601)
+        assert api.client.post("/api/v1/broadcasts", json=body, headers=_h(api)).status_code == 201
+    finally:
+        api.svc.close()

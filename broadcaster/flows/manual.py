@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.audio import Bulletin
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.ledger import OPEN, Alert, play_row, sms_row
 from broadcaster.rules import quiet
 from broadcaster.timeutil import tonight
@@ -175,6 +175,10 @@ class Broadcasts:
         """Validate, render the bulletin once, store; release it now unless approval is required."""
         text, villages, groups, at, repeat = self._validate(req)
         now = self.svc.now()
+        quota = self.svc.cfg.settings.http.broadcasts_per_hour
+        if self.svc.ledger.reads.broadcasts_by(author, now - timedelta(hours=1)) >= quota:
+            raise TooBusy(f"一小时内最多发布 {quota} 条广播，请稍后再试 / at most {quota} broadcasts an hour per user",
+                          retry_after_s=300)
         note: dict[str, Any] = {}
         if req.upload is not None:
             note["upload"] = self._check_upload(req.upload)

@@ -85,6 +85,12 @@ class Reads:
 
     # ---------------------------------------------------------------- alerts
 
+    def broadcasts_by(self, author: str, since: datetime) -> int:
+        """How many manual broadcasts ``author`` created since ``since`` (the per-user quota)."""
+        q = select(func.count()).where(Alert.kind == "manual", Alert.created_by == author, Alert.created_at >= since)
+        with self._ledger.reader() as s:
+            return s.scalar(q) or 0
+
     def alert(self, alert_id: int) -> Alert | None:
         """One alert or broadcast, or None."""
         with self._ledger.reader() as s:

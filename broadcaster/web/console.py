@@ -191,6 +191,8 @@ def router(svc: Service) -> APIRouter:
         except InputError as exc:
             return compose_page(request, me, values, f"{FIELD_ZH.get(exc.field, exc.field)}：{exc.message}",
                                 exc.field, 422)
+        except TooBusy as exc:
+            return compose_page(request, me, values, str(exc).split(" / ")[0], "", 429)
         word = "已提交审批" if out["status"] == "pending_approval" else "已安排发送"
         return back(f"/history/{out['id']}", f"广播 #{out['id']} {word}")
 
