@@ -15,6 +15,9 @@ from contextlib import contextmanager
 
 from broadcaster.errors import TooBusy
 
+#: Days an unreachable flag from a provider's receipt holds a number back (then it is tried again).
+FLAG_DAYS = 30
+
 BUSY = "试听请求过多，请稍后再试 / too many previews at once; try again shortly"
 
 

@@ -305,7 +305,8 @@ class Deliveries:
         ``phone``, when given: one provider id may cover a batch of numbers).
 
         Applied once and only forward; a late or repeated receipt changes nothing. ``unreachable``
-        (a reason) flags the number, the delivery's or else ``phone``, so the next alert skips it.
+        (a reason) flags the delivery's number, so the next alert skips it (flags expire, see
+        ``Reads.unreachable``); a receipt for no known delivery flags nothing.
         ``at`` is when the provider says it was delivered (default: now).
         """
         with self._ledger.session() as s:
@@ -327,7 +328,9 @@ class Deliveries:
                     moved = bool(s.execute(update(Delivery).where(Delivery.id == d.id, Delivery.state == d.state)
                                            .values(**values)).rowcount)
                 result = Receipt(d.id, d.target, new if moved else d.state, moved)
-            if unreachable and result.target:
+            # Only a number we sent to: a signed receipt for a message we do not know (a replay, or
+            # another system's traffic on the account) must not silence a number for good.
+            if unreachable and d is not None and result.target:
                 flag = s.get(ContactFlag, result.target)
                 if flag is None:
                     s.add(ContactFlag(phone=result.target, unreachable=True, reason=unreachable, updated_at=now))

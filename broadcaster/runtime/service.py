@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from broadcaster import plugins
@@ -19,7 +19,7 @@ from broadcaster.channels.sms import SmsContext, build_provider
 from broadcaster.channels.speakers import SpeakerChannel, SpeakerContext, speaker_types
 from broadcaster.config import Config
 from broadcaster.dispatch import Dispatcher, Endpoints
-from broadcaster.flows.limits import RenderGate
+from broadcaster.flows.limits import FLAG_DAYS, RenderGate
 from broadcaster.flows import automatic
 from broadcaster.flows.automatic import PollReport
 from broadcaster.feeds import SourceContext, build_sources
@@ -126,8 +126,10 @@ class Service:
         return result
 
     def unreachable(self) -> dict[str, str]:
-        """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""
-        return self.ledger.reads.unreachable()
+        """Numbers a provider reported unreachable in the last ``FLAG_DAYS`` days (``{phone:
+        reason}``): held, with the reason. An older flag has expired: the number is tried again
+        (an unreachable phone may be switched on again, a carrier error may be temporary)."""
+        return self.ledger.reads.unreachable(since=self.now() - timedelta(days=FLAG_DAYS))
 
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)
