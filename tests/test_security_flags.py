@@ -48,3 +48,14 @@ def test_an_unreachable_flag_expires(svc: Service) -> None:
     bid = bc.create(BroadcastRequest("测试", [], ["cadres"]), "alice")["id"]
     bc.approve(bid, "carol")
     assert not bc.get(bid)["held"]  # the number is tried again
+
+
+def test_previews_are_evicted_and_do_not_fill_the_bulletin_cache(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("broadcaster.flows.manual.PREVIEWS_KEPT", 2)
+    bc = Broadcasts(svc)
+    audio = svc.cfg.data_dir / "audio"
+    before = set(audio.glob("*.mp3"))
+    paths = [bc.preview(f"试听{i}", repeat=1, who="小李").path for i in range(4)]
+    kept = sorted(p.name for p in (svc.cfg.data_dir / "previews").glob("*.mp3"))
+    assert kept == sorted(p.name for p in paths[-2:])  # the newest two
+    assert set(audio.glob("*.mp3")) == before  # the bulletins deliveries use are untouched

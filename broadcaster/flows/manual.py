@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 500
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Preview files kept on disk (the newest; each is up to about 10 MB).
+PREVIEWS_KEPT = 8
 MAX_UPLOAD_S = 300.0
 # The chime and loudness trimming add a few seconds to the recording itself.
 _CHIME_SLACK_S = 15.0
@@ -87,10 +89,14 @@ class Broadcasts:
         repeat = self.check_repeat(repeat)
         if upload is None:
             text = self.check_text(text)
+        r = self.svc.preview_renderer
         with self.svc.renders.slot(who):
             if upload is not None:
-                return self.upload_bulletin(upload, repeat=repeat, fmt="mp3")
-            return self.svc.renderer.render(text, repeat=repeat, fmt="mp3")
+                b = self.upload_bulletin(upload, repeat=repeat, fmt="mp3", renderer=r)
+            else:
+                b = r.render(text, repeat=repeat, fmt="mp3")
+            r.cache.evict(keep=PREVIEWS_KEPT)  # previews are thrown away: the newest few stay
+        return b
 
     def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
         cfg, now = self.svc.cfg, self.svc.now()
@@ -138,7 +144,8 @@ class Broadcasts:
     def _upload_dir(self) -> Path:
         return self.svc.cfg.data_dir / "uploads"
 
-    def upload_bulletin(self, data: bytes, repeat: int = 1, fmt: str | None = None) -> Bulletin:
+    def upload_bulletin(self, data: bytes, repeat: int = 1, fmt: str | None = None,
+                        renderer: Any = None) -> Bulletin:
         """The bulletin an uploaded recording makes; non-audio, over 10 MB or 5 minutes -> InputError."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise InputError("audio", "录音文件不能超过 10 MB / the recording is larger than 10 MB")
@@ -147,7 +154,8 @@ class Broadcasts:
         # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
         if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
-        b = self.svc.renderer.render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format, repeat=repeat)
+        b = (renderer or self.svc.renderer).render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format,
+                                                          repeat=repeat)
         if b.duration_s > repeat * MAX_UPLOAD_S + _CHIME_SLACK_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
         return b

@@ -46,6 +46,11 @@ class Service:
             repeat=a.repeat,
             engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
         )
+        # Previews render into a cache of their own that keeps only the newest few (RenderGate bounds
+        # how many run); a bulletin that is then broadcast is rendered into the real cache.
+        self.preview_renderer = Renderer(
+            cache_dir=cfg.data_dir / "previews", chime=self.renderer.chime, clips_dir=self.renderer.clips_dir,
+            repeat=a.repeat, engine=self.renderer.engine)
         self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
         ctx = SpeakerContext(base_dir=cfg.directory_dir)
         types = speaker_types()
