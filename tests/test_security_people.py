@@ -88,3 +88,32 @@ def _audit(svc: Service) -> list:  # type: ignore[type-arg]
 
     with svc.ledger.reader() as s:
         return list(s.scalars(select(AuditEntry)))
+
+
+def test_a_token_bound_to_a_user_is_that_user_in_the_two_person_rule(
+        cfg: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _user(cfg, "add", "王站长", "approver", "wang-pass-1", monkeypatch) == 0
+    assert _user(cfg, "add", "李站长", "approver", "li-pass-123", monkeypatch) == 0
+    assert main(["token", "create", "-c", cfg, "--name", "ops-script", "--role", "approver", "--user", "王站长"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["token", "create", "-c", cfg, "--name", "x", "--role", "operator", "--user", "nobody"]) == 2
+    svc, c = _app(cfg)
+    try:
+        body = {"text": "测试", "villages": [], "sms_groups": ["duty"]}
+        bid = c.post("/api/v1/broadcasts", json=body, headers={"Authorization": f"Bearer {token}"}).json()["id"]
+
+        def approve_in_console(name: str, password: str) -> str:
+            b = TestClient(c.app)
+            t = re.search(r'name="csrf" value="([^"]+)"', b.get("/login").text).group(1)
+            b.post("/login", data={"name": name, "password": password, "csrf": t})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', b.get("/").text).group(1)
+            return b.post(f"/broadcasts/{bid}/approve", data={"csrf": csrf}, follow_redirects=False).headers["location"]
+
+        # Created through the API by 王站长's token: 王站长 cannot approve it in the console ...
+        assert "/approvals" in approve_in_console("王站长", "wang-pass-1")
+        assert svc.ledger.reads.alert(bid).status == "pending_approval"
+        # ... and another approver can.
+        assert f"/history/{bid}" in approve_in_console("李站长", "li-pass-123")
+        assert svc.ledger.reads.alert(bid).approved_by == "李站长"
+    finally:
+        svc.close()

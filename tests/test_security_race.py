@@ -25,7 +25,8 @@ PAIRS = 40
 
 @pytest.fixture
 def bc(confdir: Path, ledger_url: str) -> Iterator[Broadcasts]:
-    edit_yaml(confdir / "broadcaster.yaml", lambda d: d.update(database=ledger_url))
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: (d.update(database=ledger_url),
+                                                        d["http"].update(broadcasts_per_hour=1000)))
     svc = Service(load_config(confdir / "broadcaster.yaml"), clock=FakeClock(NOW))
     yield Broadcasts(svc)
     svc.close()

@@ -116,9 +116,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
             raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
-        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker)
+        if args.user and (args.role == AGENT or svc.ledger.people.user(args.user.strip()) is None):
+            raise InputError("--user", f"没有这个控制台用户（agent 令牌不属于用户） / no console user {args.user!r} "
+                                       "(agent tokens belong to no user)")
+        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker,
+                             args.user.strip() if args.user else None)
         svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "token.create", "api_token", None,
-                         {"name": args.name, "role": args.role, "speaker": args.speaker})
+                         {"name": args.name, "role": args.role, "speaker": args.speaker, "user": args.user})
     finally:
         svc.close()
     print(f"令牌只显示这一次，请妥善保存 / this token is shown once: {args.role} {args.name}")
@@ -133,9 +137,9 @@ def _token_list_or_revoke(args: argparse.Namespace) -> int:
     svc = service(args)
     try:
         if args.action == "list":
-            print("编号 名称 角色 喇叭 创建 吊销 / id name role speaker created revoked")
+            print("编号 名称 角色 喇叭 用户 创建 吊销 / id name role speaker user created revoked")
             for t in svc.ledger.people.tokens():
-                print(f"{t.id}\t{t.name}\t{t.role}\t{t.speaker_id or '-'}\t{_when(t.created_at)}\t"
+                print(f"{t.id}\t{t.name}\t{t.role}\t{t.speaker_id or '-'}\t{t.user or '-'}\t{_when(t.created_at)}\t"
                       f"{_when(t.revoked_at) if t.revoked_at else '有效 / live'}")
             return EXIT_OK
         if not args.name or not args.name.strip():
@@ -211,6 +215,7 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("action", choices=["create", "list", "revoke"])
     sp.add_argument("--name", help="the token's name (create, revoke)")
     sp.add_argument("--id", type=int, help="revoke only the token with this id (see token list)")
+    sp.add_argument("--user", help="the console user the token acts for (the same person when approving)")
     sp.add_argument("--role", help="operator | approver | admin | agent (create)")
     sp.add_argument("--speaker", help="the speaker id of an agent token")
     sp = add("user", cmd_user, "web-console accounts")

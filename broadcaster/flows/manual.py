@@ -179,15 +179,17 @@ class Broadcasts:
 
     # -------------------------------------------------------------- lifecycle
 
-    def create(self, req: BroadcastRequest, author: str) -> dict[str, Any]:
-        """Validate, render the bulletin once, store; release it now unless approval is required."""
+    def create(self, req: BroadcastRequest, author: str, identity: str | None = None) -> dict[str, Any]:
+        """Validate, render the bulletin once, store; release it now unless approval is required.
+        ``author`` is the name shown; ``identity`` the person behind it for the two-person rule
+        (``user:NAME`` for a console user and the API tokens bound to them; default: ``author``)."""
         text, villages, groups, at, repeat = self._validate(req)
         now = self.svc.now()
         quota = self.svc.cfg.settings.http.broadcasts_per_hour
         if self.svc.ledger.reads.broadcasts_by(author, now - timedelta(hours=1)) >= quota:
             raise TooBusy(f"一小时内最多发布 {quota} 条广播，请稍后再试 / at most {quota} broadcasts an hour per user",
                           retry_after_s=300)
-        note: dict[str, Any] = {}
+        note: dict[str, Any] = {"author_id": identity} if identity and identity != author else {}
         if req.upload is not None:
             note["upload"] = self._check_upload(req.upload)
         a = Alert(
@@ -207,11 +209,13 @@ class Broadcasts:
             self._release(alert_id, author, now)
         return {"id": alert_id, "status": self.status_of(alert_id)}
 
-    def approve(self, alert_id: int, approver: str) -> dict[str, Any]:
-        """Approve (never by the author) and release: deliveries are created, due at ``at``."""
+    def approve(self, alert_id: int, approver: str, identity: str | None = None) -> dict[str, Any]:
+        """Approve (never by the author: neither the same name nor the same person, see
+        :meth:`create`) and release: deliveries are created, due at ``at``."""
         a = self._get(alert_id)
         now = self.svc.now()
-        if a.created_by == approver:
+        author_id = _note(a).get("author_id") or a.created_by
+        if a.created_by == approver or author_id == (identity or approver):
             self.svc.ledger.audit(now, approver, "broadcast.approve_denied", "alert", alert_id,
                                   {"reason": "author cannot approve own broadcast"})
             raise Forbidden("作者不能审批自己的广播 / the author cannot approve their own broadcast")

@@ -25,10 +25,12 @@ class People:
 
     # ---------------------------------------------------------------- tokens
 
-    def add_token(self, name: str, role: str, speaker_id: str | None, token_sha256: str, now: datetime) -> None:
-        """Store an API token (by its hash)."""
+    def add_token(self, name: str, role: str, speaker_id: str | None, token_sha256: str, now: datetime,
+                  user: str | None = None) -> None:
+        """Store an API token (by its hash), acting for console user ``user`` when given."""
         with self._ledger.session() as s:
-            s.add(ApiToken(name=name, role=role, speaker_id=speaker_id, token_sha256=token_sha256, created_at=now))
+            s.add(ApiToken(name=name, role=role, speaker_id=speaker_id, token_sha256=token_sha256, created_at=now,
+                           user=user))
 
     def token(self, token_sha256: str) -> ApiToken | None:
         """The unrevoked API token with this hash, or None."""

@@ -88,7 +88,7 @@ def router(svc: Service) -> APIRouter:
         """Create a manual broadcast (awaits approval when ``http.require_approval`` is on)."""
         with _http_errors():
             return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat),
-                             p.name)
+                             p.name, p.identity)
 
     @r.post("/broadcasts/upload", status_code=201, response_model=Created)
     def create_upload(
@@ -104,13 +104,14 @@ def router(svc: Service) -> APIRouter:
         data = audio.file.read(MAX_UPLOAD_BYTES + 1)
         vs: list[str] | str = "all" if villages.strip() == "all" else _csv(villages)
         with _http_errors():
-            return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name)
+            return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name,
+                             p.identity)
 
     @r.post("/broadcasts/{broadcast_id}/approve")
     def approve(broadcast_id: Id, p: Principal = approver) -> dict[str, Any]:
         """Approve a pending broadcast; never by its author (403)."""
         with _http_errors():
-            return bc.approve(broadcast_id, p.name)
+            return bc.approve(broadcast_id, p.name, p.identity)
 
     @r.post("/broadcasts/{broadcast_id}/cancel")
     def cancel(broadcast_id: Id, p: Principal = operator) -> dict[str, Any]:

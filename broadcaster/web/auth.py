@@ -38,6 +38,13 @@ class Principal:
     name: str
     role: str  # operator | approver | admin | agent
     speaker_id: str | None = None
+    user: str | None = None  # the console user this token acts for
+
+    @property
+    def identity(self) -> str:
+        """Who this is in the two-person rule: the console user behind the token (``user:NAME``,
+        as in the console), or the token's own service identity (``token:NAME``)."""
+        return f"user:{self.user}" if self.user else f"token:{self.name}"
 
     def at_least(self, role: str) -> bool:
         return at_least(self.role, role)
@@ -51,12 +58,14 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id: str | None = None) -> str:
-    """Store a new token's hash and return the token (shown once, never stored)."""
+def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id: str | None = None,
+                 user: str | None = None) -> str:
+    """Store a new token's hash and return the token (shown once, never stored); ``user``: the
+    console user it acts for."""
     if role not in ROLES and role != AGENT:
         raise ValueError(f"unknown role {role!r}")
     token = new_token()
-    ledger.people.add_token(name, role, speaker_id, hash_token(token), now)
+    ledger.people.add_token(name, role, speaker_id, hash_token(token), now, user)
     return token
 
 
@@ -67,7 +76,7 @@ def resolve_token(svc, token: str) -> Principal | None:  # type: ignore[no-untyp
     digest = hash_token(token)
     row = svc.ledger.people.token(digest)
     if row is not None:
-        return Principal(row.name, row.role, row.speaker_id)
+        return Principal(row.name, row.role, row.speaker_id, row.user)
     for sid, (_village, sc) in svc.cfg.speakers.items():
         if isinstance(sc, AgentConfig) and sc.digest and hmac.compare_digest(sc.digest, digest):
             return Principal(f"agent:{sid}", AGENT, sid)

@@ -187,7 +187,7 @@ def router(svc: Service) -> APIRouter:
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
                                values["at"] or None, repeat, upload=blob)
         try:
-            out = await run_in_threadpool(bc.create, req, me.user)  # renders: off the event loop
+            out = await run_in_threadpool(bc.create, req, me.user, f"user:{me.user}")  # renders: off the loop
         except InputError as exc:
             return compose_page(request, me, values, f"{FIELD_ZH.get(exc.field, exc.field)}：{exc.message}",
                                 exc.field, 422)
@@ -246,7 +246,7 @@ def router(svc: Service) -> APIRouter:
         if not at_least(me.role, "approver"):
             return back("/approvals", "需要审批人权限")
         try:
-            await run_in_threadpool(bc.approve, bid, me.user)
+            await run_in_threadpool(bc.approve, bid, me.user, f"user:{me.user}")
         except (Forbidden, Conflict, NotFound) as exc:
             return back("/approvals", str(exc).split(" / ")[0])
         return back(f"/history/{bid}", f"广播 #{bid} 已审批，将按时发送")
