@@ -66,6 +66,14 @@ class AgentError(BroadcasterError):
     """A problem the village agent's operator must fix (no player found, the token refused)."""
 
 
+class TooBusy(BroadcasterError):
+    """Too many requests of one kind at once (renders, sign-ins): try again shortly (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class InputError(BroadcasterError):
     """Invalid user input; ``field`` names the offending field."""
 

@@ -5,6 +5,7 @@ reason, ``Retry-After``, and backoff with jitter. Each caller wraps the reason i
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -48,3 +49,38 @@ def backoff_seconds(attempt: int, retry_after: float | None = None, rng: random.
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+class BoundExceeded(Exception):
+    """A response took longer than its overall deadline or was larger than its byte limit."""
+
+
+def bounded_get(url: str, *, timeout_s: float, deadline_s: float, max_bytes: int, **kwargs: object) -> requests.Response:
+    """``requests.get`` with an overall deadline and a byte limit on the (decoded) body.
+
+    ``timeout_s`` bounds each connect and each read, not the whole: a server sending a byte a
+    second never trips it. Here the body is read as it arrives, whatever is there at each read,
+    and the fetch is abandoned (BoundExceeded) once ``deadline_s`` has passed since the start or
+    the body has grown past ``max_bytes``; it overshoots the deadline by at most one read timeout.
+    """
+    start = time.monotonic()
+    resp = requests.get(url, timeout=timeout_s, stream=True, **kwargs)  # type: ignore[arg-type]
+    try:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise BoundExceeded(f"response larger than {max_bytes} bytes")
+        body = bytearray()
+        while True:
+            if time.monotonic() - start > deadline_s:
+                raise BoundExceeded(f"no complete answer within {deadline_s:g} s")
+            chunk = resp.raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > max_bytes:
+                raise BoundExceeded(f"response larger than {max_bytes} bytes")
+    except BoundExceeded:
+        resp.close()
+        raise
+    resp._content = bytes(body)  # what .content, .text and .json() read
+    return resp

@@ -59,7 +59,8 @@ def test_pages_need_a_session_and_sign_in_is_audited(api: Api) -> None:
     actions = [(e.actor, e.action) for e in api.audit()]
     assert ("小李", "console.signin") in actions
     failed = [e for e in api.audit() if e.action == "console.signin_failed"]
-    assert failed and failed[0].detail == {"name": "小李"}  # never the password
+    # never the password, and of the name only a masked prefix
+    assert failed and failed[0].detail == {"name": "小…(2)", "suppressed_before": 0, "names_before": []}
 
 
 def test_sign_in_without_the_form_token_is_refused(api: Api) -> None:
@@ -68,14 +69,35 @@ def test_sign_in_without_the_form_token_is_refused(api: Api) -> None:
     assert r.status_code == 403 and "bc_session" not in r.cookies
 
 
-def test_repeated_failures_lock_the_name(api: Api) -> None:
+def test_repeated_failures_throttle_the_address_but_never_lock_the_name(api: Api) -> None:
+    attacker = TestClient(api.client.app, client=("203.0.113.9", 4000))
+    for _ in range(10):
+        token = re.search(r'name="csrf" value="([^"]+)"', attacker.get("/login").text).group(1)
+        assert attacker.post("/login", data={"name": "小李", "password": "nope-nope", "csrf": token}).status_code == 401
+    token = re.search(r'name="csrf" value="([^"]+)"', attacker.get("/login").text).group(1)
+    r = attacker.post("/login", data={"name": "小李", "password": USERS["小李"][1], "csrf": token})
+    assert r.status_code == 429 and "失败次数过多" in r.text and r.headers["Retry-After"] == "1"
+    # The real user, at their own desk, is not locked out by the attacker's failures.
+    sign_in(TestClient(api.client.app, client=("192.0.2.20", 5000)), "小李")
+    # The attacker's wait grows with each further failure: 1 s, then 2 s, then 4 s.
+    api.clock.advance(1)
+    r = attacker.post("/login", data={"name": "小李", "password": "nope-nope", "csrf": token})
+    assert r.status_code == 401
+    r = attacker.post("/login", data={"name": "小李", "password": "nope-nope", "csrf": token})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "2"
+    # The flood left one audit entry, not eleven, and no name as typed.
+    failed = [e for e in api.audit() if e.action == "console.signin_failed"]
+    assert len(failed) == 1 and failed[0].actor == "anonymous@203.0.113.9"
+
+
+def test_a_long_name_is_refused_without_being_kept(api: Api) -> None:
     c = browser(api)
-    for _ in range(5):
-        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
-        c.post("/login", data={"name": "小李", "password": "nope-nope", "csrf": token})
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
-    r = c.post("/login", data={"name": "小李", "password": USERS["小李"][1], "csrf": token})
-    assert r.status_code == 401 and "失败次数过多" in r.text
+    name = "管" * 5000
+    r = c.post("/login", data={"name": name, "password": "whatever-1", "csrf": token})
+    assert r.status_code == 401
+    failed = [e for e in api.audit() if e.action == "console.signin_failed"]
+    assert failed[-1].detail["name"] == "管…(5000)"
 
 
 def test_sessions_expire_when_idle_and_on_sign_out(api: Api) -> None:

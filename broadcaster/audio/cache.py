@@ -144,6 +144,23 @@ class AudioCache:
         except OSError:
             return None
 
+    def evict(self, keep: int) -> int:
+        """Delete all but the ``keep`` newest audio files (and index entries); how many files went.
+        For a cache of throw-away renders (previews), not for bulletins deliveries point at."""
+        gone = 0
+        for pattern, folder in (("*.*", self.root), ("*", self.keys_dir)):
+            entries = []
+            for f in folder.glob(pattern):
+                with contextlib.suppress(OSError):
+                    if f.is_file() and not f.name.startswith("."):
+                        entries.append((f.stat().st_mtime_ns, f))
+            entries.sort(reverse=True)
+            for _, f in entries[keep:]:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+                    gone += folder is self.root
+        return gone
+
     def find(self, sha256: str, ext: str) -> Path | None:
         """Path of ``{sha256}.{ext}`` if it exists; anything not shaped like a sha256 and a served
         extension is refused, so the name can come straight from a URL."""

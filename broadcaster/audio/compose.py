@@ -133,21 +133,51 @@ def decode(data: bytes, *, max_seconds: float | None = None) -> AudioSegment:
     return _ffmpeg_decode(data, max_seconds)
 
 
+def sniff(data: bytes) -> str | None:
+    """The ffmpeg demuxer for these bytes, told by their magic bytes, or None (not an audio
+    container we take). ffmpeg's own probing is not trusted with uploads: it reads playlists
+    and concat scripts (``ffconcat``) that name other files, even files on the server."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0:
+        return "aac"  # ADTS
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if data[4:8] == b"ftyp":
+        return "mov"  # M4A/MP4/3GP: ffmpeg's mov demuxer
+    if data[:6] == b"#!AMR\n":
+        return "amr"
+    if data[:4] == b"OggS":
+        return "ogg"
+    if data[:4] == b"fLaC":
+        return "flac"
+    return None
+
+
 def _ffmpeg_decode(data: bytes, max_seconds: float | None) -> AudioSegment:
-    # A real file, not a pipe: MP4/M4A keep their index at the end and need to seek.
-    fd, src = tempfile.mkstemp(suffix=".audio")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    fmt = sniff(data)
+    if fmt is None:
+        raise _not_audio("unknown format")
+    # A real file, not a pipe: MP4/M4A keep their index at the end and need to seek. It sits
+    # alone in a private, otherwise empty directory that ffmpeg runs in; with an explicit input
+    # format and only the file protocol, nothing else can be opened through it.
+    with tempfile.TemporaryDirectory(prefix="decode-") as tmp:
+        src = os.path.join(tmp, "in")
+        with open(src, "wb") as fh:
             fh.write(data)
-        cmd = [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", src, "-vn"]
+        cmd = [ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-protocol_whitelist", "file",
+               "-f", fmt, "-i", "file:in", "-vn"]
         if max_seconds is not None:
             cmd += ["-t", f"{max_seconds:.3f}"]
-        cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-acodec", "pcm_s16le", "-f", "s16le", "-"]
-        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-    finally:
-        os.unlink(src)
+        cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-acodec", "pcm_s16le", "-f", "s16le", "pipe:1"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise _not_audio("decoding took too long") from None
     if proc.returncode != 0 or not proc.stdout:
-        raise _not_audio(proc.stderr.decode("utf-8", "replace").strip()[-300:] or "no audio stream")
+        # ffmpeg's words (with paths in them) go to the log, never to the user.
+        log.info("ffmpeg could not decode a %s upload: %s", fmt, proc.stderr.decode("utf-8", "replace")[-300:])
+        raise _not_audio(f"{fmt} without a readable audio stream")
     return AudioSegment(data=proc.stdout, sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
 
 

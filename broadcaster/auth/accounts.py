@@ -2,9 +2,10 @@
 
 Staff sign in with a name and password (created by a county admin with ``broadcaster user add``);
 passwords are kept as scrypt hashes (stdlib ``hashlib.scrypt``). A session is a random cookie
-token whose sha256 is stored with its role and CSRF token; it ends after ``IDLE`` without use or
-``ABSOLUTE`` after sign-in, whichever comes first, and on sign-out. Failed sign-ins are audited and
-a name is locked for ``LOCK_FOR`` after ``MAX_FAILURES`` failures in that time.
+token whose sha256 is stored with its role and CSRF token; it ends after ``idle`` (``http.session_minutes``, default 30) without use or
+``ABSOLUTE`` after sign-in, whichever comes first, and on sign-out. There is no lockout: failed
+sign-ins are throttled per client address and per name (:mod:`broadcaster.auth.throttle`, applied
+by the console) so that nobody can keep a user out by typing their name.
 """
 
 from __future__ import annotations
@@ -12,19 +13,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from broadcaster.errors import Forbidden, InputError
+from broadcaster.errors import Conflict, Forbidden, InputError
 from broadcaster.ledger import Ledger
 
 # Roles in rank order (DESIGN A6): operator < approver < admin. Agents are not people and rank nowhere.
 ROLES = {"operator": 1, "approver": 2, "admin": 3}
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=15)
+MAX_NAME = 100
 _TOUCH_EVERY = timedelta(seconds=60)  # last_seen is written at most this often
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
@@ -64,47 +63,39 @@ class SessionInfo:
 class Accounts:
     """Console users and sessions in the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, idle: timedelta = IDLE) -> None:
         self.ledger = ledger
-        self._failures: dict[str, list[datetime]] = {}
-        self._lock = threading.Lock()
+        self.idle = idle  # ``http.session_minutes``
         # Spent on unknown names too, so timing does not tell which names exist.
         self._dummy = hash_password(secrets.token_hex(8))
 
-    def add_user(self, name: str, role: str, password: str, now: datetime) -> None:
-        """Create or reset a user (a reset also ends the user's sessions)."""
+    def add_user(self, name: str, role: str, password: str, now: datetime, *, reset: bool = False) -> None:
+        """Create a user; with ``reset``, also reset an existing one's role and password (which
+        ends the user's sessions). Without it, an existing name is a Conflict: nothing changes."""
         name = name.strip()
-        if not name or len(name) > 100:
+        if not name or len(name) > MAX_NAME:
             raise InputError("name", "用户名不能为空，最多 100 字 / name must be 1-100 characters")
         if role not in ROLES:
             raise InputError("role", f"角色应为 {' | '.join(ROLES)} / role must be one of {', '.join(ROLES)}")
+        if len(password) > 1024:
+            raise InputError("password", "密码最多 1024 位 / password must be at most 1024 characters")
         if len(password) < MIN_PASSWORD:
             raise InputError("password", f"密码至少 {MIN_PASSWORD} 位 / password needs {MIN_PASSWORD}+ characters")
-        self.ledger.people.save_user(name, role, hash_password(password), now)
+        if not self.ledger.people.save_user(name, role, hash_password(password), now, reset=reset):
+            raise Conflict(f"用户 {name} 已存在；要改密码或角色请用 user reset / user {name} exists; use `user reset`")
 
     def has_users(self) -> bool:
         """True once any console account exists."""
         return self.ledger.people.has_users()
 
-    def _locked(self, name: str, now: datetime) -> bool:
-        with self._lock:
-            recent = [t for t in self._failures.get(name, []) if now - t < LOCK_FOR]
-            self._failures[name] = recent
-            return len(recent) >= MAX_FAILURES
-
-    def _failed(self, name: str, now: datetime) -> None:
-        with self._lock:
-            self._failures.setdefault(name, []).append(now)
-
     def sign_in(self, name: str, password: str, now: datetime) -> tuple[str, SessionInfo]:
         """Check the password and open a session; returns the cookie token (never stored)."""
         name = name.strip()
-        if self._locked(name, now):
-            raise Forbidden("失败次数过多，请 15 分钟后再试 / too many failed sign-ins; try again in 15 minutes")
+        if len(name) > MAX_NAME or len(password) > 1024:  # no such user; no scrypt of a megabyte either
+            raise Forbidden("用户名或密码错误 / wrong name or password")
         user = self.ledger.people.user(name)
         ok = check_password(password, user.password_hash if user else self._dummy)
         if user is None or not ok:
-            self._failed(name, now)
             raise Forbidden("用户名或密码错误 / wrong name or password")
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         self.ledger.people.open_session(_sha(token), user.name, user.role, csrf, now, now + ABSOLUTE)
@@ -115,7 +106,7 @@ class Accounts:
         if not token:
             return None
         row = self.ledger.people.session(_sha(token))
-        if row is None or now >= row.expires_at or now - row.last_seen >= IDLE:
+        if row is None or now >= row.expires_at or now - row.last_seen >= self.idle:
             return None
         if now - row.last_seen >= _TOUCH_EVERY:
             self.ledger.people.touch_session(row.id, now)

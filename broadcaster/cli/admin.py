@@ -1,4 +1,5 @@
-"""``broadcaster broadcast``, ``token create`` (DESIGN A3) and ``user add`` (web-console accounts).
+"""``broadcaster broadcast``, ``token create|list|revoke`` (DESIGN A3) and ``user add|reset|list|disable``
+(web-console accounts).
 
 ``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.flows.manual`),
 with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
@@ -85,26 +86,43 @@ def _label(status: str) -> str:
             "done": "已完成", "cancelled": "已取消"}.get(status, status)
 
 
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _when(t: Any) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if t else "-"
+
+
 def cmd_token(args: argparse.Namespace) -> int:
-    """Create an API token: print it once, alone on the last line; store only its hash."""
+    """``create`` an API token (printed once, alone on the last line; only its hash is stored),
+    ``list`` them, or ``revoke`` those of a name (refused from their next request on)."""
     from broadcaster.auth.accounts import ROLES
     from broadcaster.web.auth import AGENT, create_token, hash_token
 
+    if args.action in ("list", "revoke"):
+        return _token_list_or_revoke(args)
+    if not args.role:
+        raise InputError("--role", "创建令牌需要 --role / token create needs --role")
     if args.role not in ROLES and args.role != AGENT:
         raise InputError("--role", "应为 operator、approver、admin 或 agent / unknown role")
     if args.role == AGENT and not args.speaker:
         raise InputError("--speaker", "agent 令牌需要 --speaker / an agent token needs --speaker ID")
     if args.role != AGENT and args.speaker:
         raise InputError("--speaker", "只有 agent 令牌属于喇叭 / only agent tokens belong to a speaker")
-    if not args.name.strip():
+    if not (args.name or "").strip():
         raise InputError("--name", "名称不能为空 / name is empty")
     svc = service(args)
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
             raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
-        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker)
+        if args.user and (args.role == AGENT or svc.ledger.people.user(args.user.strip()) is None):
+            raise InputError("--user", f"没有这个控制台用户（agent 令牌不属于用户） / no console user {args.user!r} "
+                                       "(agent tokens belong to no user)")
+        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker,
+                             args.user.strip() if args.user else None)
         svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "token.create", "api_token", None,
-                         {"name": args.name, "role": args.role, "speaker": args.speaker})
+                         {"name": args.name, "role": args.role, "speaker": args.speaker, "user": args.user})
     finally:
         svc.close()
     print(f"令牌只显示这一次，请妥善保存 / this token is shown once: {args.role} {args.name}")
@@ -115,10 +133,56 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _token_list_or_revoke(args: argparse.Namespace) -> int:
+    svc = service(args)
+    try:
+        if args.action == "list":
+            print("编号 名称 角色 喇叭 用户 创建 吊销 / id name role speaker user created revoked")
+            for t in svc.ledger.people.tokens():
+                print(f"{t.id}\t{t.name}\t{t.role}\t{t.speaker_id or '-'}\t{t.user or '-'}\t{_when(t.created_at)}\t"
+                      f"{_when(t.revoked_at) if t.revoked_at else '有效 / live'}")
+            return EXIT_OK
+        if not args.name or not args.name.strip():
+            raise InputError("--name", "吊销令牌需要 --name / token revoke needs --name")
+        n = svc.ledger.people.revoke_tokens(args.name.strip(), svc.now(), args.id)
+        if n == 0:
+            raise InputError("--name", f"没有名为 {args.name} 的有效令牌 / no live token named {args.name!r}")
+        svc.ledger.audit(svc.now(), _actor(), "token.revoke", "api_token", args.id, {"name": args.name, "revoked": n})
+    finally:
+        svc.close()
+    print(f"已吊销 {n} 个令牌 / revoked {n} token(s): {args.name}")
+    return EXIT_OK
+
+
+def _user_list_or_disable(args: argparse.Namespace) -> int:
+    svc = service(args)
+    try:
+        if args.action == "list":
+            print("名称 角色 创建 停用 / name role created disabled")
+            for u in svc.ledger.people.users():
+                print(f"{u.name}\t{u.role}\t{_when(u.created_at)}\t"
+                      f"{_when(u.disabled_at) if u.disabled_at else '启用 / enabled'}")
+            return EXIT_OK
+        if not svc.ledger.people.disable_user(args.name.strip(), svc.now()):
+            raise InputError("--name", f"没有用户 {args.name} / no console user {args.name!r}")
+        svc.ledger.audit(svc.now(), _actor(), "user.disable", "console_user", None, {"name": args.name.strip()})
+    finally:
+        svc.close()
+    print(f"已停用并注销其所有会话 / disabled, and signed out everywhere: {args.name.strip()}")
+    return EXIT_OK
+
+
 def cmd_user(args: argparse.Namespace) -> int:
-    """Create a console account, or reset its role and password (which signs it out everywhere)."""
+    """``add`` a console account (an existing name is refused), ``reset`` one's role and password
+    (which signs it out everywhere), ``list`` them, or ``disable`` one (its sessions end at once)."""
     from broadcaster.auth.accounts import Accounts
 
+    if args.action == "list" or (args.action == "disable" and args.name):
+        return _user_list_or_disable(args)
+    if not args.name:
+        raise InputError("--name", f"user {args.action} 需要 --name / needs --name")
+    if not args.role:
+        raise InputError("--role", f"user {args.action} 需要 --role / needs --role")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -127,8 +191,8 @@ def cmd_user(args: argparse.Namespace) -> int:
             raise InputError("password", "两次输入的密码不一致 / the passwords differ")
     svc = service(args)
     try:
-        Accounts(svc.ledger).add_user(args.name, args.role, password, svc.now())
-        svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "user.add", "console_user", None,
+        Accounts(svc.ledger).add_user(args.name, args.role, password, svc.now(), reset=args.action == "reset")
+        svc.ledger.audit(svc.now(), _actor(), f"user.{args.action}", "console_user", None,
                          {"name": args.name.strip(), "role": args.role})
     finally:
         svc.close()
@@ -148,12 +212,14 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--repeat", type=int, help="times the message is spoken, 1-10")
     sp.add_argument("--wait", action="store_true", help="show progress until every delivery is final")
     sp = add("token", cmd_token, "API tokens")
-    sp.add_argument("action", choices=["create"])
-    sp.add_argument("--name", required=True)
-    sp.add_argument("--role", required=True, help="operator | approver | admin | agent")
+    sp.add_argument("action", choices=["create", "list", "revoke"])
+    sp.add_argument("--name", help="the token's name (create, revoke)")
+    sp.add_argument("--id", type=int, help="revoke only the token with this id (see token list)")
+    sp.add_argument("--user", help="the console user the token acts for (the same person when approving)")
+    sp.add_argument("--role", help="operator | approver | admin | agent (create)")
     sp.add_argument("--speaker", help="the speaker id of an agent token")
     sp = add("user", cmd_user, "web-console accounts")
-    sp.add_argument("action", choices=["add"])
-    sp.add_argument("--name", required=True, help="sign-in name, e.g. 王站长")
-    sp.add_argument("--role", required=True, choices=["operator", "approver", "admin"])
+    sp.add_argument("action", choices=["add", "reset", "list", "disable"])
+    sp.add_argument("--name", help="sign-in name, e.g. 王站长")
+    sp.add_argument("--role", choices=["operator", "approver", "admin"], help="add, reset")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")

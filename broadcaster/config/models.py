@@ -133,7 +133,9 @@ class HttpConfig(Strict):
     listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^:\s]+:\d{1,5}$")
     public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
     require_approval: bool = True
-    session_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    session_minutes: int = Field(default=30, ge=5, le=24 * 60)  # a console session's idle timeout
+    # Per-author quota of manual broadcasts in any hour (a stolen account must not flood the county).
+    broadcasts_per_hour: int = Field(default=20, ge=1, le=10_000)
 
     @property
     def host(self) -> str:

@@ -75,6 +75,14 @@ class Reading:
         return ", ".join(f.summary() for f in parts)
 
 
+class HttpLimits(PluginConfig):
+    """Bounds on one fetch over HTTP, for every HTTP source: ``timeout_s`` per connect and read,
+    ``deadline_s`` for the whole answer, ``max_bytes`` for its (decoded) body."""
+
+    deadline_s: float = Field(default=30, gt=0, le=600)
+    max_bytes: int = Field(default=5_000_000, gt=0, le=200_000_000)
+
+
 class SourceConfig(PluginConfig):
     """Keys every source accepts. Each source module subclasses it with ``type: Literal[...]``."""
 

@@ -8,13 +8,13 @@ import requests
 from pydantic import Field
 
 from broadcaster.errors import FeedError
-from broadcaster.net import failure_reason
-from broadcaster.feeds.base import Reading, Source, SourceConfig
+from broadcaster.net import BoundExceeded, bounded_get, failure_reason
+from broadcaster.feeds.base import HttpLimits, Reading, Source, SourceConfig
 from broadcaster.feeds.canonical import apply_mapping, parse_document
 from broadcaster.timeutil import Night
 
 
-class HttpJsonConfig(SourceConfig):
+class HttpJsonConfig(SourceConfig, HttpLimits):
     type: Literal["http-json"]
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = {}
@@ -30,7 +30,10 @@ class HttpJsonSource(Source):
     def fetch(self, night: Night) -> list[Reading]:
         cfg: HttpJsonConfig = self.config  # type: ignore[assignment]
         try:
-            resp = requests.get(cfg.url, headers=cfg.headers, timeout=cfg.timeout_s)
+            resp = bounded_get(cfg.url, headers=cfg.headers, timeout_s=cfg.timeout_s, deadline_s=cfg.deadline_s,
+                               max_bytes=cfg.max_bytes)
+        except BoundExceeded as exc:
+            raise FeedError(self.name, str(exc)) from exc
         except requests.RequestException as exc:
             raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 200:

@@ -19,8 +19,8 @@ import requests
 from pydantic import Field, field_validator
 
 from broadcaster.errors import FeedError
-from broadcaster.net import failure_reason
-from broadcaster.feeds.base import Reading, Source, SourceConfig
+from broadcaster.net import BoundExceeded, bounded_get, failure_reason
+from broadcaster.feeds.base import HttpLimits, Reading, Source, SourceConfig
 from broadcaster.feeds.scoring import NightWeather, Thresholds, Weights, advice_text, score_night
 from broadcaster.timeutil import Night
 
@@ -46,7 +46,7 @@ _ALOFT = re.compile(r"^temperature_(\d+)(m|hPa)$")
 _DAY = timedelta(hours=24)
 
 
-class OpenMeteoConfig(SourceConfig):
+class OpenMeteoConfig(SourceConfig, HttpLimits):
     """``feed: {type: open-meteo, base_url, lat, lon, weights: {...}, thresholds: {...}}``."""
 
     type: Literal["open-meteo"]
@@ -116,7 +116,10 @@ class OpenMeteoSource(Source):
         if cfg.models:
             params["models"] = cfg.models
         try:
-            resp = requests.get(f"{cfg.base_url}/v1/forecast", params=params, timeout=cfg.timeout_s)
+            resp = bounded_get(f"{cfg.base_url}/v1/forecast", params=params, timeout_s=cfg.timeout_s,
+                               deadline_s=cfg.deadline_s, max_bytes=cfg.max_bytes)
+        except BoundExceeded as exc:
+            raise FeedError(self.name, str(exc)) from exc
         except requests.RequestException as exc:
             raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         try:

@@ -26,8 +26,8 @@ from pydantic import (
 )
 
 from broadcaster.errors import FeedError
-from broadcaster.net import failure_reason
-from broadcaster.feeds.base import Reading, Source, SourceConfig
+from broadcaster.net import BoundExceeded, bounded_get, failure_reason
+from broadcaster.feeds.base import HttpLimits, Reading, Source, SourceConfig
 from broadcaster.timeutil import Night
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ DEFAULT_COLOR_MAP = {"blue": 3, "yellow": 4, "orange": 5, "red": 5}
 DEFAULT_SEVERITY_MAP = {"minor": 3, "moderate": 4, "severe": 5, "extreme": 5}
 
 
-class QWeatherConfig(SourceConfig):
+class QWeatherConfig(SourceConfig, HttpLimits):
     """``feed: {type: qweather, api_host, key, lat, lon, ...}``."""
 
     type: Literal["qweather"]
@@ -127,7 +127,10 @@ class QWeatherSource(Source):
         headers = {"X-QW-Api-Key": cfg.key.get_secret_value(), "Accept-Encoding": "gzip"}
         params = {"localTime": "true", "lang": cfg.lang}
         try:
-            resp = requests.get(url, params=params, headers=headers, timeout=cfg.timeout_s)
+            resp = bounded_get(url, params=params, headers=headers, timeout_s=cfg.timeout_s,
+                               deadline_s=cfg.deadline_s, max_bytes=cfg.max_bytes)
+        except BoundExceeded as exc:
+            raise FeedError(self.name, str(exc)) from exc
         except requests.RequestException as exc:
             raise FeedError(self.name, failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 200:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.audio import Bulletin
 from broadcaster.channels.sms.registered import manual_sms
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, PermanentError
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, PermanentError, TooBusy
 from broadcaster.flows.alerts import Timing, chat_rows
 from broadcaster.ledger import OPEN, Alert, play_row, sms_row
 from broadcaster.rules import ChatPlan, quiet
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 500
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Preview files kept on disk (the newest; each is up to about 10 MB).
+PREVIEWS_KEPT = 8
 MAX_UPLOAD_S = 300.0
 # The chime and loudness trimming add a few seconds to the recording itself.
 _CHIME_SLACK_S = 15.0
@@ -82,13 +84,22 @@ class Broadcasts:
             raise InputError("repeat", "重复次数应为 1 到 10 / repeat must be 1-10")
         return repeat
 
-    def preview(self, text: str | None, upload: bytes | None = None, repeat: int | None = None) -> Bulletin:
+    def preview(self, text: str | None, upload: bytes | None = None, repeat: int | None = None,
+                who: str = "") -> Bulletin:
         """The MP3 bulletin exactly as the broadcast would play (the recording, or the text
-        spoken), after the same checks as :meth:`create`. Used by the API, console and CLI."""
+        spoken), after the same checks as :meth:`create`. Used by the API, console and CLI.
+        Renders wait their turn in the service's :class:`RenderGate` (``TooBusy`` when full)."""
         repeat = self.check_repeat(repeat)
-        if upload is not None:
-            return self.upload_bulletin(upload, repeat=repeat, fmt="mp3")
-        return self.svc.renderer.render(self.check_text(text), repeat=repeat, fmt="mp3")
+        if upload is None:
+            text = self.check_text(text)
+        r = self.svc.preview_renderer
+        with self.svc.renders.slot(who):
+            if upload is not None:
+                b = self.upload_bulletin(upload, repeat=repeat, fmt="mp3", renderer=r)
+            else:
+                b = r.render(text, repeat=repeat, fmt="mp3")
+            r.cache.evict(keep=PREVIEWS_KEPT)  # previews are thrown away: the newest few stay
+        return b
 
     def _validate(self, req: BroadcastRequest) -> tuple[str, list[str], list[str], datetime | None, int]:
         cfg, now = self.svc.cfg, self.svc.now()
@@ -173,7 +184,8 @@ class Broadcasts:
     def _upload_dir(self) -> Path:
         return self.svc.cfg.data_dir / "uploads"
 
-    def upload_bulletin(self, data: bytes, repeat: int = 1, fmt: str | None = None) -> Bulletin:
+    def upload_bulletin(self, data: bytes, repeat: int = 1, fmt: str | None = None,
+                        renderer: Any = None) -> Bulletin:
         """The bulletin an uploaded recording makes; non-audio, over 10 MB or 5 minutes -> InputError."""
         if len(data) > MAX_UPLOAD_BYTES:
             raise InputError("audio", "录音文件不能超过 10 MB / the recording is larger than 10 MB")
@@ -182,7 +194,8 @@ class Broadcasts:
         # Decode alone first: rendering (loudness, encoding) an over-long upload is the costly part.
         if compose.decode(data, max_seconds=MAX_UPLOAD_S + 1).duration_seconds > MAX_UPLOAD_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
-        b = self.svc.renderer.render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format, repeat=repeat)
+        b = (renderer or self.svc.renderer).render_upload(data, fmt=fmt or self.svc.cfg.settings.audio.format,
+                                                          repeat=repeat)
         if b.duration_s > repeat * MAX_UPLOAD_S + _CHIME_SLACK_S:
             raise InputError("audio", "录音不能超过 5 分钟 / the recording is longer than 5 minutes")
         return b
@@ -206,11 +219,17 @@ class Broadcasts:
 
     # -------------------------------------------------------------- lifecycle
 
-    def create(self, req: BroadcastRequest, author: str) -> dict[str, Any]:
-        """Validate, render the bulletin once, store; release it now unless approval is required."""
+    def create(self, req: BroadcastRequest, author: str, identity: str | None = None) -> dict[str, Any]:
+        """Validate, render the bulletin once, store; release it now unless approval is required.
+        ``author`` is the name shown; ``identity`` the person behind it for the two-person rule
+        (``user:NAME`` for a console user and the API tokens bound to them; default: ``author``)."""
         text, villages, groups, at, repeat = self._validate(req)
         now = self.svc.now()
-        note: dict[str, Any] = {}
+        quota = self.svc.cfg.settings.http.broadcasts_per_hour
+        if self.svc.ledger.reads.broadcasts_by(author, now - timedelta(hours=1)) >= quota:
+            raise TooBusy(f"一小时内最多发布 {quota} 条广播，请稍后再试 / at most {quota} broadcasts an hour per user",
+                          retry_after_s=300)
+        note: dict[str, Any] = {"author_id": identity} if identity and identity != author else {}
         if req.upload is not None:
             note["upload"] = self._check_upload(req.upload)
         chats = self._check_chats(req.chats)
@@ -233,11 +252,13 @@ class Broadcasts:
             self._release(alert_id, author, now)
         return {"id": alert_id, "status": self.status_of(alert_id)}
 
-    def approve(self, alert_id: int, approver: str) -> dict[str, Any]:
-        """Approve (never by the author) and release: deliveries are created, due at ``at``."""
+    def approve(self, alert_id: int, approver: str, identity: str | None = None) -> dict[str, Any]:
+        """Approve (never by the author: neither the same name nor the same person, see
+        :meth:`create`) and release: deliveries are created, due at ``at``."""
         a = self._get(alert_id)
         now = self.svc.now()
-        if a.created_by == approver:
+        author_id = _note(a).get("author_id") or a.created_by
+        if a.created_by == approver or author_id == (identity or approver):
             self.svc.ledger.audit(now, approver, "broadcast.approve_denied", "alert", alert_id,
                                   {"reason": "author cannot approve own broadcast"})
             raise Forbidden("作者不能审批自己的广播 / the author cannot approve their own broadcast")
@@ -296,10 +317,12 @@ class Broadcasts:
         now = self.svc.now()
         if a.status == "cancelled":
             return {"id": alert_id, "status": "cancelled", "cancelled": 0}
-        n, withdrawing = self.svc.withdraw([alert_id], f"cancelled by {actor}")
-        if n == 0 and a.status != "pending_approval" and self.status_of(alert_id) == "done":
+        if a.status != "pending_approval" and self.status_of(alert_id) == "done":
             raise Conflict("广播已全部发出，无法取消 / broadcast is done; nothing left to cancel")
-        self.svc.ledger.mark_cancelled(alert_id, actor)
+        done = self.svc.cancel_broadcast(alert_id, actor, f"cancelled by {actor}")
+        if done is None:  # another cancel came first
+            return {"id": alert_id, "status": "cancelled", "cancelled": 0}
+        n, withdrawing = done
         self.svc.ledger.audit(now, actor, "broadcast.cancel", "alert", alert_id,
                               {"cancelled_deliveries": n, "withdrawing": withdrawing, "text": a.speaker_text,
                                "audio_sha256": a.audio_sha256})

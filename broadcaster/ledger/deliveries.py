@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Integer, String, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Integer, String, Update, bindparam, exists, func, select, update
+from sqlalchemy.orm import Session
 
-from broadcaster.ledger.models import ContactFlag, Delivery, UTCDateTime
+from broadcaster.ledger.models import Alert, ContactFlag, Delivery, UTCDateTime
 from broadcaster.ledger.leases import lapsed
 from broadcaster.ledger.rows import DeliveryJob, Outcome, Receipt, changes, play_row, sms_row
 from broadcaster.ledger.transitions import (
@@ -73,7 +74,9 @@ class Deliveries:
             sub = (
                 select(Delivery.id)
                 .where(Delivery.state == _CLAIMABLE, Delivery.due_at.is_not(None), Delivery.due_at <= now,
-                       Delivery.expires_at > now)
+                       Delivery.expires_at > now,
+                       # Never a delivery of a cancelled broadcast, whatever raced with its cancel.
+                       ~exists().where(Alert.id == Delivery.alert_id, Alert.status == "cancelled"))
                 .order_by(Delivery.due_at, Delivery.id)
                 .limit(bindparam("b_limit", type_=Integer()))
             )
@@ -244,28 +247,34 @@ class Deliveries:
         Returns ``(cancelled, withdrawing)``: deliveries cancelled now, and how many of them must
         still be withdrawn from their endpoint.
         """
+        with self._ledger.session() as s:
+            return self.cancel_in(s, alert_ids, reason, now, push_kinds)
+
+    def cancel_in(self, s: Session, alert_ids: Iterable[int], reason: str, now: datetime,
+                  push_kinds: Iterable[str]) -> tuple[int, int]:
+        """:meth:`cancel` inside the caller's transaction ``s`` (a broadcast's cancel locks its
+        alert row first, see ``Ledger.cancel_broadcast``)."""
         ids = list(alert_ids)
         # A display's warning is withdrawn like a play: its ``play_at`` is the moment it leaves
         # the screen (``until``), so "not played yet" reads "still on screen" for it.
         mine = (Delivery.alert_id.in_(ids), Delivery.channel.in_(("speaker", "display")))
         cancelled = {"state": MOVES["pending", "cancel"], "last_error": reason, "updated_at": now}
         withdraw = next_withdrawal(None, "withdraw")
-        with self._ledger.session() as s:
-            pulled = s.execute(update(Delivery).where(
-                *mine, Delivery.state == "pending", Delivery.due_at.is_(None), Delivery.sent_at.is_not(None),
-            ).values(**cancelled, withdrawal=withdraw)).rowcount or 0
-            pushed = s.execute(update(Delivery).where(
-                *mine, Delivery.state == _WITHDRAWABLE, Delivery.kind.in_(list(push_kinds)),
-                Delivery.played_at.is_(None), Delivery.play_at > now,
-            ).values(state=MOVES["sent", "withdraw"], last_error=reason, updated_at=now, withdrawal=withdraw,
-                     due_at=now)).rowcount or 0
-            rest = s.execute(update(Delivery).where(
-                Delivery.alert_id.in_(ids), Delivery.state == "pending",
-            ).values(**cancelled)).rowcount or 0
-            # The reason waits in last_error for the outcome, which settles the request.
-            s.execute(update(Delivery).where(
-                Delivery.alert_id.in_(ids), Delivery.state == "sending", Delivery.withdrawal.is_(None),
-            ).values(withdrawal=WITHDRAWAL[None, "cancel"], last_error=reason, updated_at=now))
+        pulled = s.execute(update(Delivery).where(
+            *mine, Delivery.state == "pending", Delivery.due_at.is_(None), Delivery.sent_at.is_not(None),
+        ).values(**cancelled, withdrawal=withdraw)).rowcount or 0
+        pushed = s.execute(update(Delivery).where(
+            *mine, Delivery.state == _WITHDRAWABLE, Delivery.kind.in_(list(push_kinds)),
+            Delivery.played_at.is_(None), Delivery.play_at > now,
+        ).values(state=MOVES["sent", "withdraw"], last_error=reason, updated_at=now, withdrawal=withdraw,
+                 due_at=now)).rowcount or 0
+        rest = s.execute(update(Delivery).where(
+            Delivery.alert_id.in_(ids), Delivery.state == "pending",
+        ).values(**cancelled)).rowcount or 0
+        # The reason waits in last_error for the outcome, which settles the request.
+        s.execute(update(Delivery).where(
+            Delivery.alert_id.in_(ids), Delivery.state == "sending", Delivery.withdrawal.is_(None),
+        ).values(withdrawal=WITHDRAWAL[None, "cancel"], last_error=reason, updated_at=now))
         return pulled + pushed + rest, pulled + pushed
 
     def claim_withdrawals(self, now: datetime, limit: int) -> list[DeliveryJob]:
@@ -298,7 +307,8 @@ class Deliveries:
         ``phone``, when given: one provider id may cover a batch of numbers).
 
         Applied once and only forward; a late or repeated receipt changes nothing. ``unreachable``
-        (a reason) flags the number, the delivery's or else ``phone``, so the next alert skips it.
+        (a reason) flags the delivery's number, so the next alert skips it (flags expire, see
+        ``Reads.unreachable``); a receipt for no known delivery flags nothing.
         ``at`` is when the provider says it was delivered (default: now).
         """
         with self._ledger.session() as s:
@@ -320,7 +330,9 @@ class Deliveries:
                     moved = bool(s.execute(update(Delivery).where(Delivery.id == d.id, Delivery.state == d.state)
                                            .values(**values)).rowcount)
                 result = Receipt(d.id, d.target, new if moved else d.state, moved)
-            if unreachable and result.target:
+            # Only a number we sent to: a signed receipt for a message we do not know (a replay, or
+            # another system's traffic on the account) must not silence a number for good.
+            if unreachable and d is not None and result.target:
                 flag = s.get(ContactFlag, result.target)
                 if flag is None:
                     s.add(ContactFlag(phone=result.target, unreachable=True, reason=unreachable, updated_at=now))

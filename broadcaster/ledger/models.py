@@ -201,6 +201,9 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # The console user this token acts for (the same person in the two-person rule), or None: a
+    # service identity of its own.
+    user: Mapped[str | None] = mapped_column(String(100))
 
 
 class ConsoleUser(Base):

@@ -116,6 +116,12 @@ class Reads:
 
     # ---------------------------------------------------------------- alerts
 
+    def broadcasts_by(self, author: str, since: datetime) -> int:
+        """How many manual broadcasts ``author`` created since ``since`` (the per-user quota)."""
+        q = select(func.count()).where(Alert.kind == "manual", Alert.created_by == author, Alert.created_at >= since)
+        with self._ledger.reader() as s:
+            return s.scalar(q) or 0
+
     def alert(self, alert_id: int) -> Alert | None:
         """One alert or broadcast, or None."""
         with self._ledger.reader() as s:
@@ -250,15 +256,22 @@ class Reads:
                 .order_by(Delivery.id))}
         return EndpointActivity(seen, played, sent, failed)
 
-    def unreachable(self) -> dict[str, str]:
-        """Numbers a provider reported unreachable: ``{phone: reason}``."""
+    def unreachable(self, since: datetime | None = None) -> dict[str, str]:
+        """Numbers a provider reported unreachable (since ``since``, when given: older flags have
+        expired): ``{phone: reason}``."""
+        q = select(ContactFlag).where(ContactFlag.unreachable)
+        if since is not None:
+            q = q.where(ContactFlag.updated_at >= since)
         with self._ledger.reader() as s:
-            return {f.phone: f.reason for f in s.scalars(select(ContactFlag).where(ContactFlag.unreachable))}
+            return {f.phone: f.reason for f in s.scalars(q)}
 
-    def unreachable_flags(self) -> list[ContactFlag]:
-        """The unreachable flags themselves, oldest first (the console's list)."""
+    def unreachable_flags(self, since: datetime | None = None) -> list[ContactFlag]:
+        """The unreachable flags themselves (those since ``since``), oldest first (the console's list)."""
+        q = select(ContactFlag).where(ContactFlag.unreachable)
+        if since is not None:
+            q = q.where(ContactFlag.updated_at >= since)
         with self._ledger.reader() as s:
-            return list(s.scalars(select(ContactFlag).where(ContactFlag.unreachable).order_by(ContactFlag.updated_at)))
+            return list(s.scalars(q.order_by(ContactFlag.updated_at)))
 
     def audit_page(self, page: int, size: int) -> tuple[list[AuditEntry], int]:
         """One page of the audit log, newest first, and how many entries it has."""

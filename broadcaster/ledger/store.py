@@ -116,10 +116,21 @@ class Ledger(Database):
             _insert_rows(s, alert_id, deliveries)
         return True
 
-    def mark_cancelled(self, alert_id: int, by: str) -> None:
-        """Record that a broadcast was cancelled (its deliveries: ``deliveries.cancel``)."""
+    def cancel_broadcast(self, alert_id: int, by: str, reason: str, now: datetime,
+                         push_kinds: Iterable[str]) -> tuple[int, int] | None:
+        """Cancel a manual broadcast and what it has not sent (``deliveries.cancel``) in one
+        transaction that holds the alert row: an approval at the same moment either finished
+        before (its deliveries are cancelled here) or finds the alert cancelled and releases
+        nothing (:meth:`release_broadcast`). None when it was already cancelled."""
         with self.session() as s:
+            q = select(Alert.status).where(Alert.id == alert_id)
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
+                q = q.with_for_update()
+            status = s.scalar(q)
+            if status is None or status == "cancelled":
+                return None
             s.execute(update(Alert).where(Alert.id == alert_id).values(status="cancelled", cancelled_by=by))
+            return self.deliveries.cancel_in(s, [alert_id], reason, now, push_kinds)
 
     def mark_superseded(self, alert_ids: Iterable[int], by: int) -> None:
         """Record that alert ``by`` replaces these (their deliveries: ``deliveries.cancel``)."""

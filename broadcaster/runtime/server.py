@@ -17,6 +17,7 @@ import uvicorn
 from broadcaster.config import Config
 from broadcaster.errors import BroadcasterError
 from broadcaster.ledger.nodes import node_name
+from broadcaster.runtime.http import server_config
 
 if TYPE_CHECKING:
     from broadcaster.runtime.builtin_agents import BuiltinAgents
@@ -70,9 +71,7 @@ def serve(cfg: Config) -> int:
         app.state.command_watch.close()  # open long polls answer now instead of holding the shutdown
         agents.stop()
 
-    server = _Server(stopping, uvicorn.Config(app, host=http.host, port=http.port,
-                                              log_level="warning", access_log=False, lifespan="off",
-                                              timeout_graceful_shutdown=5))
+    server = _Server(stopping, server_config(app, http.host, http.port))
     log.info("broadcaster starting: %s, node %s, ledger %s, console %s", cfg.settings.town, svc.ledger.node,
              "SQLite" if svc.ledger.is_sqlite else "PostgreSQL", http.public_url)
     if not Accounts(svc.ledger).has_users():

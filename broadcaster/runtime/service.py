@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timedelta
 from typing import Any
-from datetime import datetime
 from pathlib import Path
 
 from broadcaster import plugins
@@ -26,6 +26,7 @@ from broadcaster.config import Config, books
 from broadcaster.errors import Problem
 from broadcaster.dispatch import Dispatcher, Endpoints
 from broadcaster.flows import automatic, publishing
+from broadcaster.flows.limits import FLAG_DAYS, RenderGate
 from broadcaster.flows.automatic import PollReport
 from broadcaster.feeds import SourceContext, build_sources
 from broadcaster.ledger import Ledger
@@ -52,6 +53,11 @@ class Service:
             engine=plugins.get("tts", cfg.tts.name)(cfg.tts.config),
             fallback=_fallback_engine(a.fallback, cfg.tts.name),
         )
+        # Previews render into a cache of their own that keeps only the newest few (RenderGate bounds
+        # how many run); a bulletin that is then broadcast is rendered into the real cache.
+        self.preview_renderer = Renderer(
+            cache_dir=cfg.data_dir / "previews", chime=self.renderer.chime, clips_dir=self.renderer.clips_dir,
+            repeat=a.repeat, engine=self.renderer.engine)
         self.links = AudioLinks(s.http.public_url, url_key(cfg.data_dir))
         ctx = SpeakerContext(base_dir=cfg.directory_dir)
         types = speaker_types()
@@ -64,6 +70,8 @@ class Service:
         self._books_lock = threading.Lock()
         self._books_checked = time.monotonic()
         self.workbook_problems: list[Problem] = []  # errors of a changed workbook not taken
+        #: Previews queue here (one render at a time, one per user): see broadcaster.flows.limits.
+        self.renders = RenderGate()
         # speaker id -> token sha256 of agents run in-process (broadcaster.runtime.builtin_agents)
         self.builtin_agent_digests: dict[str, str] = {}
         sms_ctx = SmsContext(public_url=s.http.public_url, base_dir=cfg.base_dir, tz=cfg.tz,
@@ -176,9 +184,19 @@ class Service:
                               {"households": len(b.households), "roster_days": len(b.roster)})
         return taken, problems
 
+    def cancel_broadcast(self, alert_id: int, by: str, reason: str) -> tuple[int, int] | None:
+        """Cancel a manual broadcast and its deliveries at once (``Ledger.cancel_broadcast``);
+        None when it was already cancelled."""
+        push = {t for t, cls in speaker_types().items() if cls.withdrawable}
+        result = self.ledger.cancel_broadcast(alert_id, by, reason, self.now(), push)
+        self.dispatcher.wake()
+        return result
+
     def unreachable(self) -> dict[str, str]:
-        """Numbers a provider reported unreachable (``{phone: reason}``): held, with the reason."""
-        return self.ledger.reads.unreachable()
+        """Numbers a provider reported unreachable in the last ``FLAG_DAYS`` days (``{phone:
+        reason}``): held, with the reason. An older flag has expired: the number is tried again
+        (an unreachable phone may be switched on again, a carrier error may be temporary)."""
+        return self.ledger.reads.unreachable(since=self.now() - timedelta(days=FLAG_DAYS))
 
     def audio_file(self, sha256: str, ext: str) -> Path | None:
         return self.renderer.find(sha256, ext)

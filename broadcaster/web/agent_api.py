@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^([0-9a-f]{64})\.(mp3|wav)$")
 _MEDIA = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 MAX_WAIT_S = 60
+#: Long polls one agent token may hold open at once; more are answered at once, without waiting
+#: (an agent needs one; a stolen token must not hold hundreds of connections).
+MAX_POLLS_PER_AGENT = 2
 SEEN_EVERY_S = 60.0
 AGENT_POLLS = Counter("broadcaster_agent_polls", "Agent long polls answered, by whether the answer changed",
                       ["answer"])
@@ -90,6 +93,7 @@ EMPTY_ETAG = etag_of([])
 def router(svc: Any, watch: CommandWatch) -> APIRouter:
     r = APIRouter()
     contacts = _Contacts(svc)
+    polls: dict[str, int] = {}  # open long polls per speaker; only touched on the event loop
 
     @r.get("/api/agent/v1/commands", tags=["agent"])
     async def commands(request: Request, wait: float = Query(30, ge=0),
@@ -101,16 +105,23 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
         # Without If-None-Match the caller is taken to hold nothing: an empty answer waits, as
         # the first protocol had it; any command is answered at once.
         have = request.headers.get("if-none-match") or EMPTY_ETAG
-        deadline = time.monotonic() + min(wait, MAX_WAIT_S)
-        while True:
-            version = watch.version(sid)
-            cmds = await run_in_threadpool(_commands, svc, sid)
-            etag = etag_of(cmds)
-            left = deadline - time.monotonic()
-            if etag != have or left <= 0 or svc.stopping.is_set() or watch.closed:
-                AGENT_POLLS.labels("changed" if etag != have else "unchanged").inc()
-                return JSONResponse(cmds, headers={"ETag": etag, "Cache-Control": "no-store"})
-            await watch.wait(sid, version, left)
+        held = polls.get(sid, 0) >= MAX_POLLS_PER_AGENT  # this token holds enough open already
+        deadline = time.monotonic() + (0 if held else min(wait, MAX_WAIT_S))
+        polls[sid] = polls.get(sid, 0) + 1
+        try:
+            while True:
+                version = watch.version(sid)
+                cmds = await run_in_threadpool(_commands, svc, sid)
+                etag = etag_of(cmds)
+                left = deadline - time.monotonic()
+                if etag != have or left <= 0 or svc.stopping.is_set() or watch.closed:
+                    AGENT_POLLS.labels("changed" if etag != have else "unchanged").inc()
+                    return JSONResponse(cmds, headers={"ETag": etag, "Cache-Control": "no-store"})
+                await watch.wait(sid, version, left)
+        finally:
+            polls[sid] -= 1
+            if not polls[sid]:
+                del polls[sid]
 
     @r.post("/api/agent/v1/commands/{delivery_id}/result", tags=["agent"])
     def result(delivery_id: Id, body: PlayResult, request: Request,

@@ -13,27 +13,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
-from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound
+from broadcaster.errors import BroadcasterError, Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.web.auth import Id, Principal, require
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
 
+#: A list of ids in a body: bounded in length and in each entry (the body limit bounds the rest).
+_Ids = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=1000)]
+
+
 class BroadcastIn(BaseModel):
     """A manual broadcast: the text is sent as SMS to the groups and spoken in the villages."""
 
     text: str = Field(description=f"SMS and spoken text, 1-{MAX_TEXT} characters")
-    villages: list[str] | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
-    sms_groups: list[str] = Field(default_factory=list, description="SMS group ids from the directory")
-    chats: list[str] = Field(default_factory=list, description="group-chat ids from the directory (A12)")
+    villages: _Ids | Literal["all"] = Field(default_factory=list, description='village ids or "all"')
+    sms_groups: _Ids = Field(default_factory=list, description="SMS group ids from the directory")
+    chats: _Ids = Field(default_factory=list, description="group-chat ids from the directory (A12)")
     at: str | None = Field(default=None, description="ISO 8601 time to go out (default now); local time if naive")
     repeat: int | None = Field(default=None, description="times the message is spoken in the bulletin, 1-10")
 
@@ -61,6 +65,8 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(403, str(exc)) from None
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
+    except TooBusy as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     except BroadcasterError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -83,7 +89,7 @@ def router(svc: Service) -> APIRouter:
         """Create a manual broadcast (awaits approval when ``http.require_approval`` is on)."""
         with _http_errors():
             return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat,
-                                              chats=body.chats), p.name)
+                                              chats=body.chats), p.name, p.identity)
 
     @r.post("/broadcasts/upload", status_code=201, response_model=Created)
     def create_upload(
@@ -99,13 +105,14 @@ def router(svc: Service) -> APIRouter:
         data = audio.file.read(MAX_UPLOAD_BYTES + 1)
         vs: list[str] | str = "all" if villages.strip() == "all" else _csv(villages)
         with _http_errors():
-            return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name)
+            return bc.create(BroadcastRequest(text, vs, _csv(sms_groups), at, repeat, upload=data), p.name,
+                             p.identity)
 
     @r.post("/broadcasts/{broadcast_id}/approve")
     def approve(broadcast_id: Id, p: Principal = approver) -> dict[str, Any]:
         """Approve a pending broadcast; never by its author (403)."""
         with _http_errors():
-            return bc.approve(broadcast_id, p.name)
+            return bc.approve(broadcast_id, p.name, p.identity)
 
     @r.post("/broadcasts/{broadcast_id}/cancel")
     def cancel(broadcast_id: Id, p: Principal = operator) -> dict[str, Any]:
@@ -139,7 +146,7 @@ def router(svc: Service) -> APIRouter:
     def preview(body: PreviewIn, p: Principal = operator) -> Response:
         """Render ``text`` into the MP3 bulletin exactly as it would play (chime, repeats, loudness)."""
         with _http_errors():
-            b = bc.preview(body.text, repeat=body.repeat)
+            b = bc.preview(body.text, repeat=body.repeat, who=p.name)
         return Response(b.path.read_bytes(), media_type="audio/mpeg")
 
     return r

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.web import agent_api, api, auth, checkins, console, incidents, public, receipts, reports
+from broadcaster.web.limits import BodyLimit
 from broadcaster.web.longpoll import CommandWatch
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
@@ -45,4 +46,6 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     for mod in (api, receipts, console, incidents, reports, public):
         app.include_router(mod.router(svc))
     console.install(app)
+    # Outermost of ours: bodies are bounded, and API callers authenticated, before any route reads one.
+    app.add_middleware(BodyLimit, svc=svc, audit=app.state.auth_audit)
     return app

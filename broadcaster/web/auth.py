@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPBearer
 
 from broadcaster.auth.accounts import ROLES, at_least
 from broadcaster.channels.speakers.agent import AgentConfig
@@ -37,6 +38,13 @@ class Principal:
     name: str
     role: str  # operator | approver | admin | agent
     speaker_id: str | None = None
+    user: str | None = None  # the console user this token acts for
+
+    @property
+    def identity(self) -> str:
+        """Who this is in the two-person rule: the console user behind the token (``user:NAME``,
+        as in the console), or the token's own service identity (``token:NAME``)."""
+        return f"user:{self.user}" if self.user else f"token:{self.name}"
 
     def at_least(self, role: str) -> bool:
         return at_least(self.role, role)
@@ -50,12 +58,14 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id: str | None = None) -> str:
-    """Store a new token's hash and return the token (shown once, never stored)."""
+def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id: str | None = None,
+                 user: str | None = None) -> str:
+    """Store a new token's hash and return the token (shown once, never stored); ``user``: the
+    console user it acts for."""
     if role not in ROLES and role != AGENT:
         raise ValueError(f"unknown role {role!r}")
     token = new_token()
-    ledger.people.add_token(name, role, speaker_id, hash_token(token), now)
+    ledger.people.add_token(name, role, speaker_id, hash_token(token), now, user)
     return token
 
 
@@ -66,7 +76,7 @@ def resolve_token(svc, token: str) -> Principal | None:  # type: ignore[no-untyp
     digest = hash_token(token)
     row = svc.ledger.people.token(digest)
     if row is not None:
-        return Principal(row.name, row.role, row.speaker_id)
+        return Principal(row.name, row.role, row.speaker_id, row.user)
     for sid, (_village, sc) in svc.cfg.speakers.items():
         if isinstance(sc, AgentConfig) and sc.digest and hmac.compare_digest(sc.digest, digest):
             return Principal(f"agent:{sid}", AGENT, sid)
@@ -107,7 +117,12 @@ class AuthAudit:
         log.warning("HTTP %d for %s %s from %s", status, request.method, request.url.path, client)
 
 
-def current_principal(request: Request) -> Principal:
+#: Declares the bearer scheme in ``/openapi.json`` (and ``/docs``' Authorize button); the token
+#: itself is read and checked below, so a missing one is our audited 401, not FastAPI's 403.
+_SCHEME = HTTPBearer(auto_error=False, description="an API token from `broadcaster token create`")
+
+
+def current_principal(request: Request, _declared: Any = Depends(_SCHEME)) -> Principal:
     """FastAPI dependency: 401 (audited) without a valid bearer token."""
     svc = request.app.state.svc
     # Bearer only: console sessions never reach the API, so it needs no CSRF defence.

@@ -9,8 +9,10 @@ and the audit are the same whichever door a broadcast comes in by.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import math
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -20,16 +22,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
-from broadcaster.errors import Conflict, Forbidden, InputError, NotFound
+from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.messages import sms_segments
 from broadcaster.flows import publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
 from broadcaster.web.auth import Id
+from broadcaster.web.guard import SignInGuard
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -40,6 +44,10 @@ COOKIE, LOGIN_COOKIE = "bc_session", "bc_login"
 ROLE_ZH = {"operator": "操作员", "approver": "审批人", "admin": "管理员"}
 FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "at": "发送时间", "repeat": "重复次数",
             "audio": "录音文件"}
+
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'; form-action 'self'")
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals.update(STATE_ZH=views.STATE_ZH, STATUS_ZH=views.STATUS_ZH, KIND_ZH=views.KIND_ZH,
@@ -58,7 +66,8 @@ class _SignIn(Exception):
 def router(svc: Service) -> APIRouter:
     """The console's pages, bound to ``svc``."""
     r = APIRouter(include_in_schema=False)
-    accounts = Accounts(svc.ledger)
+    accounts = Accounts(svc.ledger, timedelta(minutes=svc.cfg.settings.http.session_minutes))
+    guard = SignInGuard(svc)
     bc = Broadcasts(svc)
     secure = svc.cfg.settings.http.public_url.startswith("https://")
     tz = svc.cfg.tz
@@ -74,8 +83,7 @@ def router(svc: Service) -> APIRouter:
         ctx.update(me=me, town=svc.cfg.settings.town, msg=request.query_params.get("msg", ""),
                    approvals=len(views.pending_broadcasts(svc)) if me else 0)
         resp = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Cache-Control"] = "no-store"
+        harden(resp, secure)
         return resp
 
     async def form(request: Request, me: SessionInfo) -> FormData:
@@ -105,15 +113,29 @@ def router(svc: Service) -> APIRouter:
             return page(request, "login.html", None, 403, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                         no_users=False, error="页面已过期，请重新登录 / the sign-in page expired")
         client = request.client.host if request.client else "?"
+        wait = guard.refuse_for(client)
+        if wait > 0:
+            # A fixed small page, no template: a flood of refusals must cost the event loop nothing.
+            secs = math.ceil(wait)
+            return HTMLResponse(f'<!doctype html><meta charset="utf-8"><title>请稍后再试</title>'
+                                f"<p>失败次数过多，请 {secs} 秒后再试 / too many failed sign-ins; try again in {secs} s</p>"
+                                f'<p><a href="/login">返回登录</a></p>', status_code=429,
+                                headers={"Retry-After": str(secs), "Cache-Control": "no-store"})
+        # A name under attack is slowed, never locked: the wait is asynchronous and short.
+        delay = guard.slow_for(name)
+        if delay > 0:
+            await asyncio.sleep(delay)
         try:
-            token, info = accounts.sign_in(name, str(data.get("password", "")), svc.now())
+            # scrypt and the ledger off the event loop: a flood of sign-ins must not stall /healthz.
+            token, info = await run_in_threadpool(accounts.sign_in, name, str(data.get("password", "")), svc.now())
         except Forbidden as exc:
-            svc.ledger.audit(svc.now(), f"anonymous@{client}", "console.signin_failed", "console_user", None,
-                             {"name": name[:100]})
+            await run_in_threadpool(guard.failed, client, name)
             log.warning("console sign-in failed from %s", client)
             return page(request, "login.html", None, 401, next=nxt, login_csrf=request.cookies.get(LOGIN_COOKIE, ""),
                         no_users=False, error=str(exc))
-        svc.ledger.audit(svc.now(), info.user, "console.signin", "console_user", None, {"from": client})
+        guard.succeeded(client, name)
+        await run_in_threadpool(svc.ledger.audit, svc.now(), info.user, "console.signin", "console_user", None,
+                                {"from": client})
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
         resp.delete_cookie(LOGIN_COOKIE)
@@ -122,8 +144,8 @@ def router(svc: Service) -> APIRouter:
     @r.post("/logout")
     async def logout(request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
-        accounts.sign_out(request.cookies.get(COOKIE, ""))
-        svc.ledger.audit(svc.now(), me.user, "console.signout")
+        await run_in_threadpool(accounts.sign_out, request.cookies.get(COOKIE, ""))
+        await run_in_threadpool(svc.ledger.audit, svc.now(), me.user, "console.signout")
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/")
         return resp
@@ -170,10 +192,12 @@ def router(svc: Service) -> APIRouter:
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
                                values["at"] or None, repeat, upload=blob, chats=values["chats"])
         try:
-            out = bc.create(req, me.user)
+            out = await run_in_threadpool(bc.create, req, me.user, f"user:{me.user}")  # renders: off the loop
         except InputError as exc:
             return compose_page(request, me, values, f"{FIELD_ZH.get(exc.field, exc.field)}：{exc.message}",
                                 exc.field, 422)
+        except TooBusy as exc:
+            return compose_page(request, me, values, str(exc).split(" / ")[0], "", 429)
         word = "已提交审批" if out["status"] == "pending_approval" else "已安排发送"
         return back(f"/history/{out['id']}", f"广播 #{out['id']} {word}")
 
@@ -206,10 +230,14 @@ def router(svc: Service) -> APIRouter:
             return JSONResponse({"error": "无法试听：重复次数应为数字"}, status_code=422)
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
-            b = bc.preview(text, upload=blob, repeat=repeat)
+            # TTS and ffmpeg in a worker thread, one render at a time and one per user (RenderGate).
+            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=me.user))
         except InputError as exc:
             return JSONResponse({"error": f"无法试听：{exc.message.split(' / ')[0]}"}, status_code=422)
-        return Response(b.path.read_bytes(), media_type="audio/mpeg")
+        except TooBusy as exc:
+            return JSONResponse({"error": str(exc).split(" / ")[0]}, status_code=429,
+                                headers={"Retry-After": str(exc.retry_after_s)})
+        return FileResponse(b.path, media_type="audio/mpeg")
 
     @r.get("/console/audio/{sha}.{ext}")
     def audio(sha: str, ext: str, me: SessionInfo = Depends(user)) -> FileResponse:
@@ -233,7 +261,7 @@ def router(svc: Service) -> APIRouter:
         if not at_least(me.role, "approver"):
             return back("/approvals", "需要审批人权限")
         try:
-            bc.approve(bid, me.user)
+            await run_in_threadpool(bc.approve, bid, me.user, f"user:{me.user}")
         except (Forbidden, Conflict, NotFound) as exc:
             return back("/approvals", str(exc).split(" / ")[0])
         return back(f"/history/{bid}", f"广播 #{bid} 已审批，将按时发送")
@@ -242,7 +270,7 @@ def router(svc: Service) -> APIRouter:
     async def cancel(bid: Id, request: Request, me: SessionInfo = Depends(user)) -> Response:
         await form(request, me)
         try:
-            out = bc.cancel(bid, me.user)
+            out = await run_in_threadpool(bc.cancel, bid, me.user)
         except (Conflict, NotFound) as exc:
             return back(f"/history/{bid}", str(exc).split(" / ")[0])
         return back(f"/history/{bid}", f"广播 #{bid} 已取消（{out['cancelled']} 条未发出的已撤回）")
@@ -302,6 +330,19 @@ def install(app: Any) -> None:
         if request.method != "GET" or request.url.path.startswith("/console/"):
             return JSONResponse({"detail": "请先登录 / sign in first"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+
+def harden(resp: Response, secure: bool) -> Response:
+    """The headers every console page carries (HSTS only when served over https)."""
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Cache-Control"] = "no-store"
+    # The pages' own few inline scripts keep script-src open; everything else is locked down.
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    if secure:
+        resp.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return resp
 
 
 def _local(url: str) -> str:

@@ -8,6 +8,7 @@ a module of its own.
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from starlette.datastructures import FormData
 
 from broadcaster.auth.accounts import Accounts, SessionInfo
 from broadcaster.web import views
-from broadcaster.web.console import COOKIE, _SignIn, templates
+from broadcaster.web.console import COOKIE, _SignIn, harden, templates
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -28,7 +29,8 @@ class ConsoleKit:
 
     def __init__(self, svc: Service) -> None:
         self.svc = svc
-        self.accounts = Accounts(svc.ledger)
+        self.accounts = Accounts(svc.ledger, timedelta(minutes=svc.cfg.settings.http.session_minutes))
+        self.secure = svc.cfg.settings.http.public_url.startswith("https://")
 
     def user(self, request: Request) -> SessionInfo:
         """FastAPI dependency: the signed-in user, or the browser goes to sign in."""
@@ -43,8 +45,7 @@ class ConsoleKit:
         ctx.update(me=me, town=self.svc.cfg.settings.town, msg=request.query_params.get("msg", ""),
                    approvals=len(views.pending_broadcasts(self.svc)))
         resp = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Cache-Control"] = "no-store"
+        harden(resp, self.secure)
         return resp
 
     async def form(self, request: Request, me: SessionInfo) -> FormData:
