@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 #: Tests whose assertion is a measurement of time or CPU, or that need a send to be still running
 #: when they act (two nodes failing over): another test on the other core would make
 #: them fail without a fault of theirs, so `make test` runs them alone (marker ``serial``).
-SERIAL = {"test_idle.py", "test_nodes.py"}
+SERIAL = {"test_idle.py", "test_nodes.py", "test_security_flood.py", "test_security_slow.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -100,6 +100,8 @@ def test_exactly_one_leadership_leads_and_a_standby_takes_over(pg_url: str) -> N
         t0 = time.monotonic()
         assert wait_for(lambda: other.is_leader, 10, 0.05)
         assert time.monotonic() - t0 < 4
+        # The election callback runs just after the flag flips (in the standby's thread).
+        wait_for(lambda: len(events) == 3, 5, 0.05)
         assert events == [f"{leader.node} elected", f"{leader.node} deposed", f"{other.node} elected"]
     finally:
         for s in ships:

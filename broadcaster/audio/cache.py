@@ -152,13 +152,16 @@ class AudioCache:
             entries = []
             for f in folder.glob(pattern):
                 with contextlib.suppress(OSError):
-                    if f.is_file() and not f.name.startswith("."):
+                    # An audio file's ``.engine`` note (which voice spoke it) goes with the audio.
+                    if f.is_file() and not f.name.startswith(".") and f.suffix != ".engine":
                         entries.append((f.stat().st_mtime_ns, f))
             entries.sort(reverse=True)
             for _, f in entries[keep:]:
                 with contextlib.suppress(OSError):
                     f.unlink()
                     gone += folder is self.root
+                if folder is self.root:
+                    f.with_suffix(".engine").unlink(missing_ok=True)
         return gone
 
     def find(self, sha256: str, ext: str) -> Path | None:
