@@ -4,7 +4,9 @@ Each call becomes a ``system`` alert with one ``chat`` delivery per chat (DESIGN
 dispatcher sends, retries and expires it like any other message and the console and the report's
 section "群消息" count it. ``key`` names what is handed over (a report's period, an incident's
 correction): the same key never creates a second alert, so a repeated call sends nothing twice.
-The robots take text and links; the files themselves stay in the console, linked from the text.
+Every robot gets the text with the console's link; a robot that takes files (WeCom's upload_media)
+also gets each file as its own delivery (slot ``file:NAME``, the row's body the file's path), sent,
+retried and counted like the text. The files stay in the console too, linked from the text.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcaster.flows.alerts import Timing, chat_rows
-from broadcaster.ledger import Alert
+from broadcaster.ledger import Alert, chat_row
 from broadcaster.rules import ChatPlan
 from broadcaster.timeutil import tonight
 
@@ -28,6 +30,17 @@ log = logging.getLogger(__name__)
 
 #: A hand-over not sent within a day is stale (the next report or correction follows).
 VALID = timedelta(hours=24)
+FILE_SLOT = "file:"
+_SLOT_LEN = 40  # the ledger's slot column
+
+
+def file_slot(name: str) -> str:
+    """The delivery slot of file ``name``: ``file:周报-2026-W48.pdf`` (a digest when too long)."""
+    slot = FILE_SLOT + name
+    if len(slot) <= _SLOT_LEN:
+        return slot
+    ext = name.rsplit(".", 1)[-1][:8] if "." in name else ""
+    return f"{FILE_SLOT}{hashlib.sha256(name.encode('utf-8')).hexdigest()[:16]}.{ext}"
 
 
 def to_chats(svc: Service, chat_ids: Sequence[str], text: str, files: Sequence[Path] = (),
@@ -51,6 +64,10 @@ def to_chats(svc: Service, chat_ids: Sequence[str], text: str, files: Sequence[P
     plans = [ChatPlan(cid, svc.chats[cid].type, "handoff", body) for cid in known]
     # Text only: the poster belongs to warnings, not to reports.
     rows = chat_rows(plans, (), Timing(now, now + VALID, VALID, None))
+    for cid in known:
+        if svc.chats[cid].takes_files:
+            rows += [chat_row(chat_id=cid, kind=svc.chats[cid].type, part=file_slot(f.name), body=str(f.resolve()),
+                              due_at=now, expires_at=now + VALID, now=now) for f in files]
     alert = Alert(kind="system", dedupe_key=f"chats:{digest}", region=town, night=tonight(now, svc.cfg.tz).date,
                   level=None, rules=["handoff"], status="dispatching", sms_text=body, created_at=now,
                   created_by=author)

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcaster.channels.chats import ChatJob
@@ -93,11 +94,25 @@ def compose(svc: Service, job: DeliveryJob) -> ChatJob | DisplayJob:
                           text=text, level=alert.level or 3, colour=colour,
                           start=start.astimezone(svc.cfg.tz), until=(job.play_at or job.expires_at).astimezone(svc.cfg.tz),
                           image_url=svc.cfg.settings.http.public_url.rstrip("/") + "/public/poster.png")
+    if job.slot.startswith("file:"):
+        return file_job(job, headline(svc, alert))
     part = "image" if job.slot == "image" else "text"
     return ChatJob(delivery_id=job.id, alert_id=job.alert_id, chat_id=job.target, part=part,
                    title=headline(svc, alert), text=text, level=alert.level if alert.kind == "auto" else None,
                    colour=colour, link=public_link(svc),
                    image=poster_png(svc, alert) if part == "image" else None)
+
+
+def file_job(job: DeliveryJob, title: str) -> ChatJob:
+    """A file handed to a chat (the weekly report's workbook or PDF): the row's body is its path,
+    read now so a retry sends the file as it is on disk."""
+    path = Path(job.body or "")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PermanentError(f"文件不见了 / file missing: {path.name} ({exc.strerror})") from exc
+    return ChatJob(delivery_id=job.id, alert_id=job.alert_id, chat_id=job.target, part="file", title=title,
+                   text="", file_name=path.name, file_data=data)
 
 
 # ------------------------------------------------------------------- CAP 1.2

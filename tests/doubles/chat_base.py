@@ -236,11 +236,9 @@ class ChatRobotDouble(LoopbackDouble):
         robot = self.robots.get(token)
         if robot is None:
             return self._reply(req, *self.unknown_robot(req))
-        with self._guard:
-            for i, (who, err) in enumerate(self._scripted):
-                if who is None or who == token:
-                    del self._scripted[i]
-                    return self._reply(req, *err)
+        scripted = self._scripted_for(token)
+        if scripted:
+            return self._reply(req, *scripted)
         err = self.check_body(req)
         if err:
             return self._reply(req, *err)
@@ -259,6 +257,15 @@ class ChatRobotDouble(LoopbackDouble):
         with self._lock:
             self._messages.append(msg)
         return self._reply(req, 0, self.ok_message())
+
+    def _scripted_for(self, token: str) -> Error | None:
+        """The next scripted answer meant for ``token`` (or any robot), taken off the script."""
+        with self._guard:
+            for i, (who, err) in enumerate(self._scripted):
+                if who is None or who == token:
+                    del self._scripted[i]
+                    return err
+        return None
 
     def _rate(self, token: str) -> Error | None:
         """Sliding-window limits per robot; DingTalk-style ``block_s`` after a breach."""

@@ -3,7 +3,9 @@
 Wire facts come from shared/reference/group-chats-and-displays.md §0-§3 unless a comment names
 another source. Every rejection is HTTP 200 with a vendor code in the body, as the real robots do.
 
-* ``WecomRobotDouble``   ``POST /cgi-bin/webhook/send?key=KEY``; ``{"errcode","errmsg"}``.
+* ``WecomRobotDouble``   ``POST /cgi-bin/webhook/send?key=KEY``; ``{"errcode","errmsg"}``; files through
+  ``POST /cgi-bin/webhook/upload_media?key=KEY&type=file`` (multipart part ``media``), then a
+  ``{"msgtype":"file","file":{"media_id"}}`` message (``received_files`` gives the bytes back).
 * ``DingtalkRobotDouble`` ``POST /robot/send?access_token=T[&timestamp=MS&sign=S]``; same shape.
 * ``FeishuRobotDouble``  ``POST /open-apis/bot/v2/hook/{token}``; ``{"code","msg","data"}``.
 
@@ -20,15 +22,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import hashlib
 import hmac
 import random
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from .chat_base import ChatRobotDouble, Error, Robot, first, visible_text
 from .server import Request, Response
 
-__all__ = ["DingtalkRobotDouble", "FeishuRobotDouble", "Robot", "WecomRobotDouble",
+__all__ = ["DingtalkRobotDouble", "FeishuRobotDouble", "Media", "Robot", "WecomRobotDouble",
            "dingtalk_sign", "feishu_sign"]
 
 
@@ -49,36 +55,130 @@ def _nbytes(value: Any) -> int:
 
 
 # -- WeCom --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Media:
+    """A file uploaded through ``upload_media``: usable for three days, by its robot only."""
+
+    media_id: str
+    robot: str
+    type: str  # "file" or "voice"
+    filename: str
+    content_type: str
+    data: bytes
+    created_at: int  # the double's wall clock, seconds
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
 class WecomRobotDouble(ChatRobotDouble):
     """WeCom 群机器人. Limits: text 2048 B, markdown 4096 B, image ≤ 2 MB with an md5 of the
-    decoded bytes, 20 messages a minute per robot (then 45009 until the window frees)."""
+    decoded bytes, 20 messages a minute per robot (then 45009 until the window frees); uploaded
+    files 5 B to 20 MB, voice ≤ 2 MB AMR, a media_id valid three days for its own robot."""
 
     vendor = "wecom"
     PATH = "/cgi-bin/webhook/send"
+    UPLOAD_PATH = "/cgi-bin/webhook/upload_media"
+    MEDIA_TTL_S = 3 * 24 * 3600
     rate_error = (45009, "api freq out of limit")  # text seen in many clients' fixtures
 
     def __init__(self, robots: Any = ("wecom-key",), *, text_limit: int = 2048,
                  markdown_limit: int = 4096, image_limit: int = 2 * 1024 * 1024,
+                 file_limit: int = 20 * 1024 * 1024, voice_limit: int = 2 * 1024 * 1024,
                  **kw: Any) -> None:
         kw.setdefault("per_minute", 20)
         super().__init__(robots, **kw)
         self.text_limit, self.markdown_limit, self.image_limit = (
             text_limit, markdown_limit, image_limit)
+        self.file_limit, self.voice_limit = file_limit, voice_limit
+        self._media: dict[str, Media] = {}
+        self._media_lock = threading.Lock()
+
+    # -- files --------------------------------------------------------------------------
+    def upload_url(self, token: str | None = None, media_type: str = "file") -> str:
+        return f"{self.url}{self.UPLOAD_PATH}?key={token or next(iter(self.robots))}&type={media_type}"
+
+    @property
+    def uploads(self) -> list[Media]:
+        """Every accepted upload, in order."""
+        with self._media_lock:
+            return list(self._media.values())
+
+    def received_files(self, token: str | None = None) -> list[Media]:
+        """The files the group saw: each accepted file message's upload, in arrival order."""
+        with self._media_lock:
+            media = dict(self._media)
+        return [media[m.body["file"]["media_id"]] for m in self.messages
+                if m.msgtype == "file" and (token is None or m.robot == token)]
+
+    def handle(self, req: Request) -> Response:
+        if req.path == self.UPLOAD_PATH:
+            return self._upload(req)
+        return super().handle(req)
+
+    def _upload(self, req: Request) -> Response:
+        """upload_media: multipart part ``media`` with a filename; answers the media_id."""
+        if req.method != "POST":
+            return self.bad_method(req)
+        token = first(req.query, "key") or ""
+        if token not in self.robots:
+            return self._reply(req, *self.unknown_robot(req))
+        scripted = self._scripted_for(token)
+        if scripted:
+            return self._reply(req, *scripted)
+        media_type = first(req.query, "type") or ""
+        if media_type not in ("file", "voice"):
+            return self._reply(req, 40004, "invalid media type")  # errcode 40004: 不合法的媒体文件类型
+        part = _multipart_file(req.header("content-type") or "", req.body, "media")
+        if part is None:
+            return self._reply(req, 44001, "empty media data")  # errcode 44001: 多媒体文件为空
+        data, filename, ctype = part
+        limit = self.file_limit if media_type == "file" else self.voice_limit
+        if len(data) < 5 or len(data) > limit:
+            return self._reply(req, 40006, "invalid file size")  # errcode 40006: 不合法的文件大小
+        if media_type == "voice" and not filename.lower().endswith(".amr"):
+            return self._reply(req, 40004, "invalid media type")  # voice is AMR only
+        created = int(self.now())
+        media = Media("3" + hashlib.sha256(f"{token}|{created}|{random.random()}".encode()).hexdigest()[:40],
+                      token, media_type, filename, ctype, data, created)
+        with self._media_lock:
+            self._media[media.media_id] = media
+        req.chat_result = (0, "ok")  # type: ignore[attr-defined]
+        return Response.json(200, {"errcode": 0, "errmsg": "ok", "type": media_type,
+                                   "media_id": media.media_id, "created_at": str(created)})
+
+    def route(self, req: Request) -> str | None:
+        if req.path in (self.PATH, self.UPLOAD_PATH):
+            return first(req.query, "key") or ""
+        return None
+
+    def check_security(self, req: Request, robot: Robot, body: dict[str, Any]) -> Error | None:
+        if body.get("msgtype") in ("file", "voice"):
+            return self._check_media(robot.token, body)
+        return None  # the key in the URL is the only credential
+
+    def _check_media(self, token: str, body: dict[str, Any]) -> Error | None:
+        """A media_id must be this robot's own upload, of that type, at most three days old."""
+        part = body.get(body["msgtype"])
+        media_id = part.get("media_id") if isinstance(part, dict) else None
+        if not media_id:
+            return 40058, "media_id missing. invalid Request Parameter"
+        with self._media_lock:
+            media = self._media.get(str(media_id))
+        if media is None or media.robot != token or media.type != body["msgtype"] \
+                or self.now() - media.created_at > self.MEDIA_TTL_S:
+            return 40007, "invalid media_id"  # errcode 40007: 不合法的媒体文件id
+        return None
 
     def webhook_url(self, token: str | None = None) -> str:
         return f"{self.url}{self.PATH}?key={token or next(iter(self.robots))}"
-
-    def route(self, req: Request) -> str | None:
-        return (first(req.query, "key") or "") if req.path == self.PATH else None
 
     def unknown_robot(self, req: Request) -> Error:
         return 93000, "invalid webhook url"  # also what a removed robot answers
 
     def bad_json(self) -> Error:
         return 40058, "Warning: wrong json format. invalid Request Parameter"  # [UNVERIFIED] text
-
-    def check_security(self, req: Request, robot: Robot, body: dict[str, Any]) -> Error | None:
-        return None  # the key in the URL is the only credential
 
     def validate(self, body: dict[str, Any]) -> Error | None:
         kind = body.get("msgtype")
@@ -124,6 +224,28 @@ class WecomRobotDouble(ChatRobotDouble):
         tail = (f", hint: [{hint}], from ip: {req.client[0]}, more info at "
                 f"https://open.work.weixin.qq.com/devtool/query?e={code}")
         return {"errcode": code, "errmsg": msg + tail}
+
+
+def _multipart_file(content_type: str, body: bytes, field: str) -> tuple[bytes, str, str] | None:
+    """The ``field`` part of a ``multipart/form-data`` body with its filename: (bytes, filename,
+    content type), or None when the body is not multipart or has no such part with a filename.
+    Clients send a UTF-8 filename raw (HTML5 style) or as RFC 2231 ``filename*``; both come back."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not msg.is_multipart():
+        return None
+    for part in msg.iter_parts():
+        if part.get_param("name", header="content-disposition") != field:
+            continue
+        name = part.get_filename()
+        if not name:
+            return None
+        # Raw UTF-8 header bytes arrive as surrogate escapes: turn them back into characters.
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return part.get_payload(decode=True) or b"", name, part.get_content_type()
+    return None
 
 
 # -- DingTalk -----------------------------------------------------------------------------

@@ -49,10 +49,12 @@ class ChatContext:
 
 @dataclass(frozen=True)
 class ChatJob:
-    """One message to one chat: the alert's text (``part`` "text") or its poster (``part`` "image").
+    """One message to one chat: the alert's text (``part`` "text"), its poster (``part`` "image")
+    or a file handed over with it (``part`` "file", the weekly report's workbook or PDF).
 
     ``title`` is the headline (level and name), ``text`` the body the rules' template made,
-    ``colour`` the level's ``#RRGGBB``; ``image`` the poster's PNG for an image part.
+    ``colour`` the level's ``#RRGGBB``; ``image`` the poster's PNG for an image part;
+    ``file_name`` and ``file_data`` the file of a file part.
     """
 
     delivery_id: int
@@ -65,6 +67,8 @@ class ChatJob:
     colour: str = "#37474F"
     link: str | None = None
     image: bytes | None = None
+    file_name: str | None = None
+    file_data: bytes | None = None
 
 
 class RateWindow:
@@ -98,6 +102,8 @@ class ChatChannel(ABC):
     Config: ClassVar[type[ChatConfig]] = ChatConfig
     #: True when the robot takes the poster as an image message (WeCom only).
     takes_images: ClassVar[bool] = False
+    #: True when the robot takes files (WeCom only: upload_media, then a file message).
+    takes_files: ClassVar[bool] = False
     #: vendor code -> seconds to wait before retrying (rate limits, "system busy")
     retry_codes: ClassVar[dict[int, float]] = {}
 
@@ -133,13 +139,25 @@ class ChatChannel(ABC):
         """Post one message; raise TransientError (with ``retry_after``) or PermanentError."""
         if job.part == "image" and not self.takes_images:
             raise PermanentError(f"{self.type} robots take no images")
+        if job.part == "file" and not self.takes_files:
+            raise PermanentError(f"{self.type} robots take no files")
         wait = self.window.take()
         if wait > 0:
             raise TransientError(f"本机限速：每个机器人每分钟最多{PER_MINUTE}条 (local rate limit)",
                                  code="rate_local", retry_after=wait)
+        return self.deliver(job)
+
+    def deliver(self, job: ChatJob) -> SendResult:
+        """The requests of one message once the rate allows it (one POST; WeCom's file two)."""
         url, body = self.request(job)
+        self.call(url, json=body)
+        return SendResult(state="sent")
+
+    def call(self, url: str, **kwargs: Any) -> dict[str, Any]:
+        """POST to the robot (``json=`` or ``files=``) and return its answer when the code is 0;
+        otherwise raise TransientError or PermanentError as the vendor's code says."""
         try:
-            resp = self._session().post(url, json=body, timeout=self.config.timeout_s)
+            resp = self._session().post(url, timeout=self.config.timeout_s, **kwargs)
         except requests.RequestException as exc:
             raise TransientError(mask_text(failure_reason(exc, self.config.timeout_s))) from exc
         if resp.status_code in (408, 429) or resp.status_code >= 500:
@@ -153,7 +171,7 @@ class ChatChannel(ABC):
             raise PermanentError(f"HTTP {resp.status_code}: not a robot's answer", code=resp.status_code)
         code, msg = self.answer_code(answer)
         if code == 0:
-            return SendResult(state="sent")
+            return answer
         msg = mask_text(msg)
         wait = self.is_retryable(code, msg)
         if wait is not None:
