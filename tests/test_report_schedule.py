@@ -1,10 +1,12 @@
 """The scheduled Friday report (issue 16, DESIGN A14): made once at ``report.at``, sent by e-mail
 through a real SMTP server on loopback (tests/doubles/smtp.py) and handed to the chats, never twice:
-not on the next run of the job, not after a restart, not after a retry.
+not on the next run of the job, not after a restart, not after a retry. WeCom robots get the
+workbook and the PDF as files (upload_media); every robot gets the text with the console's link.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
@@ -18,10 +20,13 @@ from urllib.parse import quote
 import openpyxl
 import pytest
 
-from broadcaster.ledger import AuditEntry
+from sqlalchemy import select
+
+from broadcaster.ledger import AuditEntry, Delivery
 from broadcaster.runtime.scheduler import Scheduler
 from broadcaster.runtime.service import Service
 from tests.conftest import edit_yaml, local
+from tests.doubles.chats import DingtalkRobotDouble, FeishuRobotDouble, Robot, WecomRobotDouble
 from tests.doubles.smtp import SmtpDouble, attachments
 from tests.support.clock import FAKE_ENV, env_at, fake_now_from
 from tests.support.procs import free_port, wait_for
@@ -245,3 +250,66 @@ def test_report_and_smtp_settings_are_checked(confdir: Path, capsys: pytest.Capt
         assert main(["check", "-c", path]) == 0
     err = capsys.readouterr().err
     assert re.search(r"warning: \S*directory.yaml: contacts: no contact is in group `leaders`", err)
+
+
+WECOM_KEY = "693a91f6-7c1e-4bc4-97a0-0ec2a1fa5aaa"
+DING_TOKEN = "5f0c2a9d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f"
+DING_SECRET = "SEC" + "d1" * 30
+FEISHU_TOKEN = "2d2a0d5e-4b1c-4f3a-9e8d-7c6b5a4f3e2d"
+REPORTS_LINK = "http://127.0.0.1:8080/reports"
+
+
+def test_friday_report_gives_wecom_the_files_and_every_robot_the_link_once(
+        confdir: Path, make_service: Any, smtp: SmtpDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the dispatcher to the three robot doubles: WeCom receives the .xlsx and .pdf byte
+    for byte (after one "system busy" answer, retried) and the text; DingTalk and Feishu the text
+    with the console's link; nothing more after a restart."""
+    with WecomRobotDouble([WECOM_KEY]) as wecom, DingtalkRobotDouble([Robot(DING_TOKEN, secret=DING_SECRET)]) as ding, \
+            FeishuRobotDouble([FEISHU_TOKEN]) as feishu:
+        monkeypatch.setenv("DING_SECRET", DING_SECRET)
+        schedule_report(confdir, smtp)
+        edit_yaml(confdir / "broadcaster.yaml", lambda d: d["report"].update(
+            chats=["town-wecom", "cadres-ding", "ops-feishu"]))
+        edit_yaml(confdir / "directory.yaml", lambda d: d.update(chats=[
+            {"id": "town-wecom", "type": "wecom", "webhook": wecom.webhook_url(WECOM_KEY)},
+            {"id": "cadres-ding", "type": "dingtalk", "webhook": ding.webhook_url(DING_TOKEN), "secret": "${DING_SECRET}"},
+            {"id": "ops-feishu", "type": "feishu", "webhook": feishu.webhook_url(FEISHU_TOKEN)}]))
+        feed = use_file_feed(confdir)
+        svc: Service = make_service(at=local(2026, 11, 22, 12))
+        build_week(svc, feed)
+        svc.clock.set(FRIDAY_1500)  # type: ignore[attr-defined]
+        wecom.fail_next(-1, "system busy", robot=WECOM_KEY)
+        Scheduler(svc).weekly_report()
+        with svc.ledger.reader() as s:
+            (alert_id,) = set(s.scalars(select(Delivery.alert_id).where(Delivery.slot.like("file:%"))))
+        assert svc.dispatcher.drain([alert_id], timeout=30)
+        svc.clock.set(FRIDAY_1500 + timedelta(seconds=70))  # type: ignore[attr-defined]  # past the retry's wait
+        assert svc.dispatcher.drain([alert_id], timeout=30)
+
+        written = confdir.parent / "var" / "reports"
+        got = {m.filename: m.sha256 for m in wecom.received_files(WECOM_KEY)}
+        assert len(wecom.received_files(WECOM_KEY)) == 2
+        assert got == {n: hashlib.sha256((written / n).read_bytes()).hexdigest() for n in FILES}
+        assert [r.code for r in wecom.requests].count(-1) == 1  # the busy answer, then the retry went through
+        (text,) = [m for m in wecom.messages if m.msgtype == "markdown"]
+        assert "短信发送 12 条" in text.text and REPORTS_LINK in text.text
+        for robot in (ding, feishu):
+            (msg,) = robot.messages
+            assert "短信发送 12 条" in msg.text and REPORTS_LINK in msg.text, robot.vendor
+        with svc.ledger.reader() as s:
+            rows = {(d.target, d.slot): (d.state, d.attempts)
+                    for d in s.scalars(select(Delivery).where(Delivery.alert_id == alert_id))}
+        assert set(rows) == {("town-wecom", "text"), ("town-wecom", "file:周报-2026-W48.xlsx"),
+                             ("town-wecom", "file:周报-2026-W48.pdf"), ("cadres-ding", "text"),
+                             ("ops-feishu", "text")}
+        assert {state for state, _ in rows.values()} == {"sent"}
+        assert sorted(n for _, n in rows.values()) == [1, 1, 1, 1, 2]
+        svc.close()
+
+        again = make_service(at=local(2026, 11, 27, 15, 5))
+        Scheduler(again).weekly_report()
+        assert again.dispatcher.drain([alert_id], timeout=10)
+        assert len(wecom.messages) == 3 and len(wecom.uploads) == 2
+        assert len(ding.messages) == 1 and len(feishu.messages) == 1 and len(smtp.messages) == 1
+    for double in (wecom, ding, feishu):
+        assert double.internal_errors == []
