@@ -56,6 +56,17 @@ def test_upload_media_answers_a_media_id_that_a_file_message_then_uses(double: W
     assert (got.filename, got.content_type, got.data) == ("report.pdf", "application/pdf", b"%PDF-1.7 tiny")
 
 
+def test_upload_media_reads_the_documented_part_with_filelength_and_a_utf8_filename(double: WecomRobotDouble) -> None:
+    body = (b'--b0undary\r\nContent-Disposition: form-data; name="media"; filename="' + XLSX.encode("utf-8")
+            + b'"; filelength=' + str(len(DATA)).encode() + b"\r\nContent-Type: " + XLSX_TYPE.encode()
+            + b"\r\n\r\n" + DATA + b"\r\n--b0undary--\r\n")
+    r = requests.post(double.upload_url("k1"), data=body, timeout=5,
+                      headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert r.json()["errcode"] == 0
+    (media,) = double.uploads
+    assert (media.filename, media.content_type, media.data) == (XLSX, XLSX_TYPE, DATA)
+
+
 def test_upload_media_errors_are_the_vendors_codes(double: WecomRobotDouble) -> None:
     def upload(key: str = "k1", kind: str = "file", **kw) -> int:  # type: ignore[no-untyped-def]
         kw.setdefault("files", {"media": ("a.pdf", b"%PDF-1.7", "application/pdf")})

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.parser
-import email.policy
 import hashlib
 import hmac
 import random
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from .chat_base import ChatRobotDouble, Error, Robot, first, visible_text
 from .server import Request, Response
+from .wecom_media import Media, multipart_file
 
 __all__ = ["DingtalkRobotDouble", "FeishuRobotDouble", "Media", "Robot", "WecomRobotDouble",
            "dingtalk_sign", "feishu_sign"]
@@ -55,23 +53,6 @@ def _nbytes(value: Any) -> int:
 
 
 # -- WeCom --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Media:
-    """A file uploaded through ``upload_media``: usable for three days, by its robot only."""
-
-    media_id: str
-    robot: str
-    type: str  # "file" or "voice"
-    filename: str
-    content_type: str
-    data: bytes
-    created_at: int  # the double's wall clock, seconds
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-
 class WecomRobotDouble(ChatRobotDouble):
     """WeCom 群机器人. Limits: text 2048 B, markdown 4096 B, image ≤ 2 MB with an md5 of the
     decoded bytes, 20 messages a minute per robot (then 45009 until the window frees); uploaded
@@ -130,7 +111,7 @@ class WecomRobotDouble(ChatRobotDouble):
         media_type = first(req.query, "type") or ""
         if media_type not in ("file", "voice"):
             return self._reply(req, 40004, "invalid media type")  # errcode 40004: 不合法的媒体文件类型
-        part = _multipart_file(req.header("content-type") or "", req.body, "media")
+        part = multipart_file(req.header("content-type") or "", req.body, "media")
         if part is None:
             return self._reply(req, 44001, "empty media data")  # errcode 44001: 多媒体文件为空
         data, filename, ctype = part
@@ -224,28 +205,6 @@ class WecomRobotDouble(ChatRobotDouble):
         tail = (f", hint: [{hint}], from ip: {req.client[0]}, more info at "
                 f"https://open.work.weixin.qq.com/devtool/query?e={code}")
         return {"errcode": code, "errmsg": msg + tail}
-
-
-def _multipart_file(content_type: str, body: bytes, field: str) -> tuple[bytes, str, str] | None:
-    """The ``field`` part of a ``multipart/form-data`` body with its filename: (bytes, filename,
-    content type), or None when the body is not multipart or has no such part with a filename.
-    Clients send a UTF-8 filename raw (HTML5 style) or as RFC 2231 ``filename*``; both come back."""
-    if not content_type.lower().startswith("multipart/form-data"):
-        return None
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
-        return None
-    for part in msg.iter_parts():
-        if part.get_param("name", header="content-disposition") != field:
-            continue
-        name = part.get_filename()
-        if not name:
-            return None
-        # Raw UTF-8 header bytes arrive as surrogate escapes: turn them back into characters.
-        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        return part.get_payload(decode=True) or b"", name, part.get_content_type()
-    return None
 
 
 # -- DingTalk -----------------------------------------------------------------------------
