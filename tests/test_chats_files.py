@@ -8,15 +8,20 @@ the vendor's error codes are all exercised for real.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from broadcaster.channels.chats import ChatContext, ChatJob
 from broadcaster.channels.chats.dingtalk import DingtalkChannel, DingtalkConfig
 from broadcaster.channels.chats.wecom import WecomChannel, WecomConfig
 from broadcaster.errors import PermanentError, TransientError
+from broadcaster.ledger import Delivery
+from tests.conftest import edit_yaml, local
 from tests.doubles.chats import DingtalkRobotDouble, WecomRobotDouble
+from tests.support.service import MakeService
 
 XLSX = "周报-2026-W48.xlsx"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -136,3 +141,45 @@ def test_dingtalk_takes_no_files() -> None:
         with pytest.raises(PermanentError, match="no files"):
             ch.send(file_job())
         assert d.requests == []
+
+
+# -- the hand-off: one delivery per file, for robots that take files ------------------------
+
+
+def test_handoff_gives_each_file_its_own_delivery_and_a_vanished_file_fails_alone(
+        confdir: Path, make_service: MakeService, tmp_path: Path) -> None:
+    from broadcaster.flows.handoff import to_chats
+
+    with WecomRobotDouble(["k1"]) as w, DingtalkRobotDouble(["t"]) as d:
+        edit_yaml(confdir / "directory.yaml", lambda data: data.update(chats=[
+            {"id": "town-wecom", "type": "wecom", "webhook": w.webhook_url("k1")},
+            {"id": "cadres-ding", "type": "dingtalk", "webhook": d.webhook_url("t")}]))
+        kept, gone = tmp_path / XLSX, tmp_path / "周报-2026-W48.pdf"
+        kept.write_bytes(DATA)
+        gone.write_bytes(b"%PDF-1.7 gone")
+        svc = make_service(at=local(2026, 11, 27, 15, 0))
+        assert to_chats(svc, ["town-wecom", "cadres-ding"], "本周报告", [kept, gone], "http://127.0.0.1:8080/reports",
+                        key="report:2026-W48") == ["town-wecom", "cadres-ding"]
+        gone.unlink()  # e.g. cleaned up by hand before the robot's turn
+        with svc.ledger.reader() as s:
+            rows = list(s.scalars(select(Delivery)))
+        assert sorted((r.target, r.slot) for r in rows) == [
+            ("cadres-ding", "text"), ("town-wecom", "file:周报-2026-W48.pdf"),
+            ("town-wecom", "file:周报-2026-W48.xlsx"), ("town-wecom", "text")]
+        assert svc.dispatcher.drain([rows[0].alert_id], timeout=30)
+        with svc.ledger.reader() as s:
+            states = {r.slot if r.target == "town-wecom" else r.target: (r.state, r.last_error)
+                      for r in s.scalars(select(Delivery))}
+        assert states["file:周报-2026-W48.pdf"][0] == "failed" and "文件不见了" in states["file:周报-2026-W48.pdf"][1]
+        assert {k: v[0] for k, v in states.items() if k != "file:周报-2026-W48.pdf"} == {
+            "text": "sent", "file:周报-2026-W48.xlsx": "sent", "cadres-ding": "sent"}
+        assert [m.filename for m in w.received_files("k1")] == [XLSX] and len(d.messages) == 1
+        assert "附件 / files: 周报-2026-W48.xlsx、周报-2026-W48.pdf" in d.messages[0].text
+
+
+def test_a_long_file_name_still_fits_the_ledgers_slot() -> None:
+    from broadcaster.flows.handoff import file_slot
+
+    long = file_slot("周报-" + "很长" * 30 + ".pdf")
+    assert len(long) <= 40 and long.startswith("file:") and long.endswith(".pdf")
+    assert file_slot("周报-2026-11-23_2026-11-24.xlsx") == "file:周报-2026-11-23_2026-11-24.xlsx"
