@@ -373,6 +373,7 @@ class Broadcasts:
                 "created_at": a.created_at.astimezone(tz).isoformat(), "created_by": a.created_by,
                 "at": a.at.astimezone(tz).isoformat() if a.at else None, "superseded_by": a.superseded_by,
                 "deliveries": h.deliveries, "plays": h.plays,
+                "play_at": {v: t.astimezone(tz).isoformat() for v, t in h.play_at.items()},
             })
         return out
 

@@ -280,10 +280,11 @@ def router(svc: Service) -> APIRouter:
     @r.get("/history")
     def history(request: Request, days: int = 7, me: SessionInfo = Depends(user)) -> HTMLResponse:
         days = min(max(days, 1), 366)
-        rows = bc.alerts(svc.now() - timedelta(days=days))[::-1]
+        now = svc.now()
+        rows = bc.alerts(now - timedelta(days=days))[::-1]
         for a in rows:
             a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
-            a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+            a["village_states"] = {v: views.play_state(s, a["play_at"].get(v), now, tz) for v, s in a["plays"].items()}
         return page(request, "history.html", me, rows=rows, days=days,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     live=any(a["status"] in ("scheduled", "dispatching") for a in rows))
@@ -293,9 +294,9 @@ def router(svc: Service) -> APIRouter:
         found = bc.alerts(ids=[aid])
         if not found:
             raise HTTPException(404, "没有这条记录")
-        a = found[0]
+        a, now = found[0], svc.now()
         a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
-        a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+        a["village_states"] = {v: views.play_state(s, a["play_at"].get(v), now, tz) for v, s in a["plays"].items()}
         rows, total = views.deliveries(svc, aid, max(p, 0))
         # Which engine spoke each bulletin (A11): a cloud voice, or espeak when the cloud failed.
         a["engines"] = sorted({svc.renderer.cache.engine_of(sha) or "录音/未知" for sha in svc.ledger.reads.bulletins(aid)})
