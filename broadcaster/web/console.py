@@ -32,6 +32,7 @@ from broadcaster.messages import sms_segments
 from broadcaster.flows import publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
+from broadcaster.web.audit_view import audit_rows
 from broadcaster.web.auth import Id
 from broadcaster.web.guard import SignInGuard
 
@@ -317,8 +318,8 @@ def router(svc: Service) -> APIRouter:
     def audit(request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
         if not at_least(me.role, "admin"):
             return page(request, "denied.html", me, 403)
-        rows, total = views.audit_page(svc, max(p, 0))
-        return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE, tz=tz)
+        rows, total = audit_rows(svc, max(p, 0))
+        return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE)
 
     return r
 

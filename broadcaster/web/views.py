@@ -10,15 +10,13 @@ from broadcaster.feeds.base import Factor
 from broadcaster.flows.limits import FLAG_DAYS
 from broadcaster.ledger import Alert, AuditEntry
 from broadcaster.logutil import mask_phone
+from broadcaster.wording import KIND_ZH, STATE_ZH, STATUS_ZH
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
-STATE_ZH = {"pending": "待发送", "sending": "发送中", "sent": "已发出", "delivered": "已送达", "played": "已播放",
-            "failed": "失败", "expired": "已过期", "cancelled": "已取消"}
-STATUS_ZH = {"pending_approval": "待审批", "scheduled": "已排期", "dispatching": "发送中", "done": "已完成",
-             "cancelled": "已取消", "active": "生效", "superseded": "已被更新"}
-KIND_ZH = {"auto": "自动", "manual": "人工", "system": "系统"}
+__all__ = ["KIND_ZH", "STATE_ZH", "STATUS_ZH"]  # re-exported for the templates; the words live in the catalogue
+
 CHANNEL_ZH = {"sms": "短信", "speaker": "喇叭", "chat": "群消息", "display": "显示屏"}
 CHAT_PART_ZH = {"text": "文字", "image": "海报"}
 SPEAKER_ZH = {"agent": "广播室代理", "http": "IP 喇叭", "mqtt": "4G 喇叭", "folder": "广播软件文件夹"}
