@@ -90,7 +90,7 @@ def _print_poll(report: Any, svc: Any, dry_run: bool) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from broadcaster.rules import decide
-    from broadcaster.timeutil import Night
+    from broadcaster.timeutil import Night, in_season
 
     cfg = load(args)
     if not 1 <= args.level <= 5:
@@ -100,6 +100,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     now = datetime.combine(day, time(12, 0), cfg.tz)
     d = decide(cfg, args.level, night, now)
     print(f"{night.date} 夜间 {args.level} 级（{d.level_name}）: 规则 {', '.join(d.fired) or '无'}")
+    season = cfg.settings.schedule.season
+    if not in_season(night.date, *season.bounds()):
+        # Say so: outside the season the running service does not poll or alert automatically.
+        print(f"注意：{night.date} 不在采暖季（{season.start} 至 {season.end}），运行中的服务不会自动取数和预警；"
+              "以下只是按规则推演 / outside the heating season: no automatic alerts on this date")
     print(f"短信 {len(d.sms)} 条:")
     for p in d.sms:
         print(f"  {p.name} {mask_phone(p.phone)}（{p.rule}）: {p.body}")
