@@ -36,7 +36,8 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     try:
         bc = Broadcasts(svc)
         villages: list[str] | str = "all" if args.all else _csv(args.villages)
-        res = bc.create(BroadcastRequest(args.text, villages, _csv(args.sms_groups), args.at, args.repeat),
+        res = bc.create(BroadcastRequest(args.text, villages, _csv(args.sms_groups), args.at, args.repeat,
+                                         sms_scope=args.sms_scope),
                         f"cli:{getpass.getuser()}")
         bid = res["id"]
         if res["status"] == "pending_approval":
@@ -236,6 +237,8 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     g.add_argument("--villages", help="comma-separated village ids")
     g.add_argument("--all", action="store_true", help="every village")
     sp.add_argument("--sms-groups", help="comma-separated SMS group ids")
+    sp.add_argument("--sms-scope", choices=["town", "villages"], default="town",
+                    help="短信发给全镇的分组成员（town）或只发所选村的（villages） / SMS to the whole town or the chosen villages")
     sp.add_argument("--at", help="ISO 8601 time (default now; local time if no offset)")
     sp.add_argument("--repeat", type=int, help="times the message is spoken, 1-10")
     sp.add_argument("--wait", action="store_true", help="跟踪到结束（含等待审批），显示进度，按结果退出 / follow it through approval to its end")

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 COOKIE, LOGIN_COOKIE = "bc_session", "bc_login"
 ROLE_ZH = {"operator": "操作员", "approver": "审批人", "admin": "管理员"}
-FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "at": "发送时间", "repeat": "重复次数",
+FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "sms_scope": "短信范围", "at": "发送时间", "repeat": "重复次数",
             "audio": "录音文件"}
 
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -176,7 +176,7 @@ def router(svc: Service) -> APIRouter:
     @r.get("/compose")
     def compose_form(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
         return compose_page(request, me, {"villages": [], "sms_groups": [], "chats": [], "text": "", "at": "",
-                                          "repeat": ""})
+                                          "repeat": "", "sms_scope": "villages"})
 
     @r.post("/compose")
     async def compose(request: Request, me: SessionInfo = Depends(user)) -> Response:
@@ -184,7 +184,7 @@ def router(svc: Service) -> APIRouter:
         values = {"text": str(data.get("text", "")), "villages": [str(v) for v in data.getlist("villages")],
                   "sms_groups": [str(g) for g in data.getlist("sms_groups")], "at": str(data.get("at", "")),
                   "chats": [str(c) for c in data.getlist("chats")],
-                  "repeat": str(data.get("repeat", ""))}
+                  "repeat": str(data.get("repeat", "")), "sms_scope": str(data.get("sms_scope", "town"))}
         upload = data.get("audio")
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
@@ -193,7 +193,8 @@ def router(svc: Service) -> APIRouter:
             return compose_page(request, me, values, "重复次数应为数字", "repeat", 422)
         everyone = set(values["villages"]) >= set(svc.cfg.villages) and bool(svc.cfg.villages)
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
-                               values["at"] or None, repeat, upload=blob, chats=values["chats"])
+                               values["at"] or None, repeat, upload=blob, chats=values["chats"],
+                               sms_scope=values["sms_scope"])
         try:
             out = await run_in_threadpool(bc.create, req, me.user, f"user:{me.user}")  # renders: off the loop
         except InputError as exc:
@@ -311,6 +312,7 @@ def router(svc: Service) -> APIRouter:
         if a["kind"] == "manual":  # what was asked for, shown before any delivery exists (pending approval)
             asked = bc.get(aid)
             a["asked_villages"], a["asked_groups"] = asked["villages"], asked["sms_groups"]
+            a["sms_scope"] = asked["sms_scope"]
         return page(request, "alert.html", me, a=a, rows=rows, total=total, p=max(p, 0), per=views.PAGE,
                     groups=svc.cfg.directory.groups,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
