@@ -96,8 +96,11 @@ def zh_first(message: str, lead: str = "出错了") -> str:
     Chinese are returned unchanged; unknown English ones get ``lead`` in front."""
     text = str(message).strip()
     zh = translate(text)
-    if zh is None and starts_chinese(text):
-        return text
+    if zh is None and has_chinese(text):
+        english, sep, chinese = text.partition(" / ")
+        if sep and starts_chinese(chinese) and not has_chinese(english):
+            return f"{chinese} / {english}"  # "English / 中文" turned round
+        return text  # written in Chinese already (an id or a number may come first)
     return f"{zh} / {text}" if zh else (f"{lead} / {text}" if text else lead)
 
 

@@ -145,6 +145,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
             raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
+        if args.speaker and svc.cfg.speakers[args.speaker][1].type != "agent":
+            raise InputError("--speaker", f"喇叭终端 {args.speaker} 不是广播室代理（type: agent），不需要令牌；"
+                                          "新代理请用 broadcaster agent add / not an agent speaker")
         if args.user and (args.role == AGENT or svc.ledger.people.user(args.user.strip()) is None):
             raise InputError("--user", f"没有这个控制台用户（agent 令牌不属于用户） / no console user {args.user!r} "
                                        "(agent tokens belong to no user)")

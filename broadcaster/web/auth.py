@@ -138,7 +138,7 @@ def require(role: str):  # type: ignore[no-untyped-def]
 
     def dep(p: Principal = Depends(current_principal)) -> Principal:
         if not p.at_least(role):
-            raise HTTPException(403, f"requires role {role} or higher / 需要 {role} 及以上权限")
+            raise HTTPException(403, f"需要 {role} 及以上权限 / requires role {role} or higher")
         return p
 
     return dep
