@@ -65,3 +65,32 @@ def test_agent_tokens_only_for_agent_speakers(confdir: Path, capsys) -> None:
     assert main(["token", "create", "--name", "东村喇叭", "--role", "agent", "--speaker", "dongcun-dir", "-c", cfg]) == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("参数错误：--speaker：喇叭终端 dongcun-dir 不是广播室代理") and "agent add" in err
+
+
+def test_a_running_service_takes_a_new_agent_and_it_gets_tonights_play(confdir: Path, capsys) -> None:
+    from tests.conftest import edit_yaml, local
+    from tests.test_api import make_api
+
+    api = make_api(confdir)  # the running service, on the test's clock (14:00)
+    try:
+        api.svc.poll()  # a level-4 night: 19:30 in every village (the folder endpoints)
+        token = add_agent(confdir, capsys)
+        h = {"Authorization": f"Bearer {token}"}
+        assert api.client.get("/api/agent/v1/commands?wait=0", headers=h).status_code == 401  # not yet known
+        api.clock.set(local(2026, 11, 28, 17, 40))
+        added, problems = api.svc.reload_directory(actor="test")
+        assert added == ["dongcun-room"] and not [p for p in problems if not p.warning]
+        cmds = api.client.get("/api/agent/v1/commands?wait=0", headers=h)
+        assert cmds.status_code == 200, cmds.text
+        plays = [c for c in cmds.json() if c.get("play_at")]
+        assert len(plays) == 1 and plays[0]["play_at"].startswith("2026-11-28T19:30"), cmds.json()
+        assert any(e.action == "directory.reload" for e in api.audit())
+        # Reloading again adds nothing twice; a broken file changes nothing.
+        assert api.svc.reload_directory(actor="test")[0] == []
+        edit_yaml(confdir / "directory.yaml", lambda d: d["contacts"][0].update(phone="123"))
+        added, problems = api.svc.reload_directory(actor="test")
+        assert added == [] and problems and "dongcun-room" in api.svc.cfg.speakers
+        assert len([c for c in api.client.get("/api/agent/v1/commands?wait=0", headers=h).json()
+                    if c.get("play_at")]) == 1
+    finally:
+        api.svc.close()

@@ -242,6 +242,20 @@ class Reads:
                              .order_by(Delivery.play_at, Delivery.id).limit(limit)).all()
         return [tuple(r) for r in rows]
 
+    def plays_to_come(self, now: datetime) -> list[tuple[Any, ...]]:
+        """The distinct plays still to come of alerts that stand (not cancelled or superseded):
+        ``(alert_id, village_id, play_at, expires_at, audio_sha256, audio_ext, repeat)``. A new
+        endpoint in a village gets the same plays (``Service.reload_directory``)."""
+        with self._ledger.reader() as s:
+            rows = s.execute(select(Delivery.alert_id, Delivery.village_id, Delivery.play_at, Delivery.expires_at,
+                                    Delivery.audio_sha256, Delivery.audio_ext, Delivery.repeat)
+                             .join(Alert, Alert.id == Delivery.alert_id)
+                             .where(Delivery.channel == "speaker", Delivery.play_at > now,
+                                    Delivery.state != "cancelled", Alert.status.not_in(("cancelled", "superseded")),
+                                    Alert.superseded_by.is_(None))
+                             .distinct().order_by(Delivery.alert_id, Delivery.play_at)).all()
+        return [tuple(r) for r in rows]
+
     def deliveries_page(self, alert_id: int, page: int, size: int) -> tuple[list[Delivery], int]:
         """One page of an alert's deliveries (plays first, by village), and how many it has."""
         with self._ledger.reader() as s:

@@ -24,6 +24,7 @@ ACTION_ZH = {
     "token.create": "创建访问令牌", "token.revoke": "吊销访问令牌", "user.add": "添加控制台用户",
     "user.reset": "重设用户密码", "user.disable": "停用控制台用户", "workbooks.reload": "重新读取名册表格",
     "incident.create": "登记事件", "incident.correct": "更正事件记录", "checkin.answer": "村干部回复确认",
+    "directory.reload": "重新读取通讯录（directory.yaml）",
 }
 OBJECT_ZH = {"api_token": "访问令牌", "console_user": "控制台用户", "http": "接口请求", "incident": "事件",
              "checkin": "确认", "report": "周报", "config": "配置"}
@@ -35,7 +36,7 @@ DETAIL_ZH = {
     "withdrawing": "正在撤回", "revoked": "吊销数", "path": "路径", "method": "方法", "channel": "渠道",
     "note": "备注", "correction": "更正", "files": "文件", "households": "重点户", "roster_days": "值班天数",
     "email": "邮件", "job": "任务", "user": "用户", "refused": "拒绝", "suppressed_before": "此前未记的失败",
-    "names_before": "此前的用户名", "sms_alert": "短信预警", "http": "接口",
+    "names_before": "此前的用户名", "speakers_added": "新增终端", "sms_alert": "短信预警", "http": "接口",
 }
 GROUP_ZH = {"all": "全部"}
 
