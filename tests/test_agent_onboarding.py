@@ -94,3 +94,25 @@ def test_a_running_service_takes_a_new_agent_and_it_gets_tonights_play(confdir: 
                     if c.get("play_at")]) == 1
     finally:
         api.svc.close()
+
+
+@pytest.mark.clock
+def test_sighup_makes_broadcaster_run_read_the_directory_again(confdir: Path, tmp_path: Path, capsys) -> None:
+    import signal
+
+    from tests.conftest import edit_yaml
+    from tests.support.procs import free_port, wait_for
+    from tests.support.stack import Stack
+
+    port = free_port()
+    edit_yaml(confdir / "broadcaster.yaml", lambda d: d["http"].update(
+        listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}"))
+    stack = Stack(tmp_path, confdir, port)
+    try:
+        stack.start_server()
+        add_agent(confdir, capsys)
+        stack.server.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "directory reloaded" in stack.log.read_text(), timeout=15), stack.log.read_text()[-2000:]
+        assert "1 new" in stack.log.read_text() and stack.server.poll() is None  # still serving
+    finally:
+        stack.close()
