@@ -50,7 +50,7 @@ class Problem:
     @property
     def lead(self) -> str:
         """The Chinese wording of an English message."""
-        return zh_first(self.message, "配置有误").partition(" / ")[0]
+        return zh_first(self.message, "配置提醒" if self.warning else "配置有误").partition(" / ")[0]
 
     @property
     def text(self) -> str:

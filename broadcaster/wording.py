@@ -46,6 +46,8 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"(?:clip|file) not found: (.*)", "找不到文件：{1}"),
     (r"rule sends nothing.*", "这条规则什么也不发送"),
     (r"give at least one source", "至少需要一个数据源"),
+    (r"no contact is in group `(\w+)`.*", "分组 {1} 里没有联系人"),
+    (r"templates\.(\S+): renders to (\d+) SMS segments.*", "模板 {1} 会拆成 {2} 条短信"),
     (r"Input should be a valid integer.*", "应为整数"),
     (r"Input should be a valid number.*", "应为数字"),
     (r"Input should be a valid boolean.*", "应为 true 或 false"),

@@ -244,4 +244,4 @@ def test_report_and_smtp_settings_are_checked(confdir: Path, capsys: pytest.Capt
         mp.setenv("SMTP_PASSWORD", PASSWORD)
         assert main(["check", "-c", path]) == 0
     err = capsys.readouterr().err
-    assert re.search(r"warning: \S*directory.yaml: contacts: no contact is in group `leaders`", err)
+    assert re.search(r"warning: 分组 leaders 里没有联系人：\S*directory.yaml: contacts: no contact is in group `leaders`", err)
