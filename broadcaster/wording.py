@@ -47,7 +47,7 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"rule sends nothing.*", "这条规则什么也不发送"),
     (r"give at least one source", "至少需要一个数据源"),
     (r"no contact is in group `(\w+)`.*", "分组 {1} 里没有联系人"),
-    (r"templates\.(\S+): renders to (\d+) SMS segments.*", "模板 {1} 会拆成 {2} 条短信"),
+    (r"renders to (\d+) SMS segments.*", "会拆成 {1} 条短信发送，请缩短"),
     (r"Input should be a valid integer.*", "应为整数"),
     (r"Input should be a valid number.*", "应为数字"),
     (r"Input should be a valid boolean.*", "应为 true 或 false"),

@@ -19,7 +19,7 @@ import uvicorn
 from sqlalchemy import select
 
 from broadcaster.auth.accounts import Accounts
-from broadcaster.ledger import Alert
+from broadcaster.ledger import Alert, Delivery
 from broadcaster.web.app import create_app
 from tests.conftest import ROOT, local
 from tests.support.procs import free_port, wait_for
@@ -102,5 +102,20 @@ def test_the_console_reads_on_a_390_px_phone(served: tuple[Api, str], tmp_path: 
                 assert not narrow, (name, narrow)  # no cell one character wide
             page.goto(url + "/")
             assert "已下发 · 19:30 播放" in page.inner_text("[data-testid=plays]")
+
+            # After tonight's play time: one endpoint reported its play, the others are folders.
+            with api.svc.ledger.reader() as s:
+                d = s.scalars(select(Delivery).where(Delivery.target == "dongcun-dir", Delivery.alert_id == 1)).one()
+            api.svc.ledger.deliveries.report(d.id, "dongcun-dir", "played", local(2026, 11, 28, 19, 30),
+                                             played_at=local(2026, 11, 28, 19, 30))
+            api.clock.set(local(2026, 11, 28, 20, 10))
+            page.goto(f"{url}/login")  # a new evening session (sessions end after 30 idle minutes)
+            page.fill("input[name=name]", "管理员")
+            page.fill("input[name=password]", "admin-pass")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{url}/")
+            page.screenshot(path=str(shots / "console-phone-dashboard-after.png"), full_page=True)
+            plays = page.inner_text("[data-testid=plays]")
+            assert "已播放 19:30" in plays and "应已播放（终端不回报）" in plays
         finally:
             browser.close()
