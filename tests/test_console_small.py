@@ -74,6 +74,7 @@ def test_sms_only_to_the_chosen_villages_or_the_whole_town(api: Api) -> None:
     api.svc.dispatcher.drain([bid])
     # 东村's and 南村's cadres; never 西村's
     assert sorted(m["to"] for m in api.outbox()) == ["+8613800138000", "+8615000150002"]
+    assert "只发所选村" in c.get("/history").text  # the history list says which, too
 
     # The API says which it wants; "town" reaches the groups' members in every village.
     r = api.post("/api/v1/broadcasts", json={"text": "全镇通知", "villages": ["dongcun"], "sms_groups": ["cadres"],

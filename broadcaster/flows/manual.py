@@ -388,6 +388,7 @@ class Broadcasts:
                 "at": a.at.astimezone(tz).isoformat() if a.at else None, "superseded_by": a.superseded_by,
                 "deliveries": h.deliveries, "plays": h.plays,
                 "play_at": {v: t.astimezone(tz).isoformat() for v, t in h.play_at.items()},
+                "sms_scope": _note(a).get("sms_scope", "town") if a.kind == "manual" else None,
             })
         return out
 
