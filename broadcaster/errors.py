@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broadcaster.wording import has_chinese, translate, zh_first
+
 
 class BroadcasterError(Exception):
     """Base of every error this package raises on purpose."""
@@ -37,8 +39,23 @@ class Problem:
     warning: bool = False
 
     def __str__(self) -> str:
+        # Chinese first, then where (file and key) and the message as raised: "未知的配置项：
+        # broadcaster.yaml: feed.levle: unknown key".
+        # A message written in Chinese (the workbooks') reads as it is.
         where = f"{self.file}: {self.path}: " if self.path else f"{self.file}: "
-        return where + self.message
+        if translate(self.message) is None and has_chinese(self.message):
+            return where + self.message
+        return f"{self.lead}：{where}{self.message}"
+
+    @property
+    def lead(self) -> str:
+        """The Chinese wording of an English message."""
+        return zh_first(self.message, "配置提醒" if self.warning else "配置有误").partition(" / ")[0]
+
+    @property
+    def text(self) -> str:
+        """The message as a person reads it: Chinese first, the English after it."""
+        return zh_first(self.message, "配置有误")
 
 
 class ConfigError(BroadcasterError):

@@ -133,7 +133,12 @@ def test_cli_token_create(confdir: Path, capsys: pytest.CaptureFixture[str]) -> 
     cfg = str(confdir / "broadcaster.yaml")
     assert main(["token", "create", "-c", cfg, "--name", "小王", "--role", "approver"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
-    assert main(["token", "create", "-c", cfg, "--name", "东村广播室", "--role", "agent", "--speaker", "dongcun-dir"]) == 0
+    # Agent tokens belong to agent speakers only (a folder endpoint has no agent to use one).
+    assert main(["token", "create", "-c", cfg, "--name", "东村广播室", "--role", "agent", "--speaker", "dongcun-dir"]) == 2
+    edit_yaml(confdir / "directory.yaml", lambda d: d["villages"][0]["speakers"].append(
+        {"id": "dongcun-room", "type": "agent", "token_sha256": "0" * 64}))
+    capsys.readouterr()
+    assert main(["token", "create", "-c", cfg, "--name", "东村广播室", "--role", "agent", "--speaker", "dongcun-room"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     agent = lines[-1]
     assert lines[-2] == f"token_sha256: {hashlib.sha256(agent.encode()).hexdigest()}"
@@ -143,7 +148,7 @@ def test_cli_token_create(confdir: Path, capsys: pytest.CaptureFixture[str]) -> 
     svc = Service(load_config(confdir / "broadcaster.yaml"))
     try:
         assert resolve_token(svc, token).role == "approver"
-        assert resolve_token(svc, agent).speaker_id == "dongcun-dir"
+        assert resolve_token(svc, agent).speaker_id == "dongcun-room"
         with svc.ledger.reader() as s:
             stored = {t.token_sha256 for t in s.scalars(select(ApiToken))}
         assert stored == {hash_token(token), hash_token(agent)}

@@ -202,7 +202,7 @@ def test_pages_render_the_ledger(api: Api) -> None:
     admin = browser(api)
     sign_in(admin, "管理员")
     audit = admin.get("/audit").text
-    assert "console.signin" in audit and "小李" in audit
+    assert "登录控制台" in audit and "小李" in audit and "console.signin" not in audit
     assert c.get("/history/999").status_code == 404
 
 

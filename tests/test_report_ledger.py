@@ -216,7 +216,7 @@ def test_cli_writes_the_files_and_names_bad_options(week: tuple[Service, dict[st
                          (["--out", cfg], "--out")):
         assert main(["report", "-c", cfg, *argv]) == 2, argv
         err = capsys.readouterr().err
-        assert f"error: {option}:" in err and re.search(r"[\u4e00-\u9fff]", err), (argv, err)
+        assert err.startswith(f"参数错误：{option}：") and re.search(r"[\u4e00-\u9fff]", err), (argv, err)
     with pytest.raises(SystemExit) as e:
         main(["report", "-c", cfg, "--format", "doc"])
     assert e.value.code == 2 and "--format" in capsys.readouterr().err

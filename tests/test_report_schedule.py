@@ -249,7 +249,7 @@ def test_report_and_smtp_settings_are_checked(confdir: Path, capsys: pytest.Capt
         mp.setenv("SMTP_PASSWORD", PASSWORD)
         assert main(["check", "-c", path]) == 0
     err = capsys.readouterr().err
-    assert re.search(r"warning: \S*directory.yaml: contacts: no contact is in group `leaders`", err)
+    assert re.search(r"warning: 分组 leaders 里没有联系人：\S*directory.yaml: contacts: no contact is in group `leaders`", err)
 
 
 WECOM_KEY = "693a91f6-7c1e-4bc4-97a0-0ec2a1fa5aaa"

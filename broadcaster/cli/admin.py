@@ -18,6 +18,7 @@ from typing import Any
 
 from broadcaster.cli.common import EXIT_FAIL, EXIT_OK, service
 from broadcaster.errors import InputError
+from broadcaster.wording import STATE_ZH
 
 
 
@@ -35,25 +36,53 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     try:
         bc = Broadcasts(svc)
         villages: list[str] | str = "all" if args.all else _csv(args.villages)
-        res = bc.create(BroadcastRequest(args.text, villages, _csv(args.sms_groups), args.at, args.repeat),
+        res = bc.create(BroadcastRequest(args.text, villages, _csv(args.sms_groups), args.at, args.repeat,
+                                         sms_scope=args.sms_scope),
                         f"cli:{getpass.getuser()}")
         bid = res["id"]
         if res["status"] == "pending_approval":
-            print(f"广播 {bid} 已提交，等待审批 / broadcast {bid} awaits approval")
-            return EXIT_OK
-        if not args.wait:
+            print(f"广播 {bid} 已提交，等待审批 / broadcast {bid} awaits approval", flush=True)
+            if not args.wait:
+                return EXIT_OK
+            status = _await_approval(svc, bc, bid)
+            if status == "cancelled":
+                st = bc.get(bid)
+                print(f"广播 {bid}: 已取消（取消人 {st['cancelled_by'] or '—'}） / cancelled")
+                return EXIT_FAIL
+            print(f"广播 {bid} 已由 {bc.get(bid)['approved_by']} 审批，开始发送 / approved", flush=True)
+        if not args.wait and res["status"] != "pending_approval":
             svc.dispatcher.drain([bid])  # what is due now; a later `at` is the running service's job
             st = bc.get(bid)
             print(f"广播 {bid}: {_label(st['status'])} / {st['status']}  {_summary(st['deliveries'])}")
             return EXIT_FAIL if failed(st["deliveries"]) else EXIT_OK
         st = _wait(svc, bc, bid)
         print(f"广播 {bid}: {_label(st['status'])} / {st['status']}  {_summary(st['deliveries'])}")
-        return EXIT_FAIL if failed(st["deliveries"]) else EXIT_OK
+        return EXIT_FAIL if failed(st["deliveries"]) or st["status"] == "cancelled" else EXIT_OK
     finally:
         svc.close()
 
 
-def _wait(svc: Any, bc: Any, bid: int, poll_s: float = 0.5) -> dict[str, Any]:
+#: How often ``--wait`` looks at the ledger (a reading of one broadcast's counts).
+WAIT_POLL_S = 0.5
+
+
+def _await_approval(svc: Any, bc: Any, bid: int) -> str:
+    """Wait, showing for how long, until an approver (on the console, the API or another
+    command) approves or cancels the broadcast; returns its status then."""
+    started = time.monotonic()
+    while True:
+        status = bc.status_of(bid)
+        if status != "pending_approval":
+            sys.stderr.write("\n")
+            return status
+        waited = int(time.monotonic() - started)
+        sys.stderr.write(f"\r等待审批中（已等 {waited // 60} 分 {waited % 60:02d} 秒，Ctrl-C 退出不影响广播） / "
+                         "awaiting approval   ")
+        sys.stderr.flush()
+        time.sleep(WAIT_POLL_S)
+
+
+def _wait(svc: Any, bc: Any, bid: int, poll_s: float | None = None) -> dict[str, Any]:
     """Run the dispatcher and draw a progress bar until the broadcast is done or cancelled."""
     svc.dispatcher.start()
     while True:
@@ -69,7 +98,7 @@ def _wait(svc: Any, bc: Any, bid: int, poll_s: float = 0.5) -> dict[str, Any]:
         if st["status"] in ("done", "cancelled"):
             sys.stderr.write("\n")
             return st
-        time.sleep(poll_s)
+        time.sleep(WAIT_POLL_S if poll_s is None else poll_s)
 
 
 def _summary(counts: dict[str, dict[str, int]]) -> str:
@@ -77,7 +106,7 @@ def _summary(counts: dict[str, dict[str, int]]) -> str:
     for channel, label in (("sms", "短信"), ("speaker", "喇叭")):
         c = counts.get(channel) or {}
         if c:
-            parts.append(f"{label} " + ", ".join(f"{s} {n}" for s, n in sorted(c.items())))
+            parts.append(f"{label} " + ", ".join(f"{STATE_ZH.get(s, s)} {n}" for s, n in sorted(c.items())))
     return "; ".join(parts) or "无投递"
 
 
@@ -116,6 +145,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
             raise InputError("--speaker", f"未知的喇叭终端 / unknown speaker {args.speaker!r}")
+        if args.speaker and svc.cfg.speakers[args.speaker][1].type != "agent":
+            raise InputError("--speaker", f"喇叭终端 {args.speaker} 不是广播室代理（type: agent），不需要令牌；"
+                                          "新代理请用 broadcaster agent add / not an agent speaker")
         if args.user and (args.role == AGENT or svc.ledger.people.user(args.user.strip()) is None):
             raise InputError("--user", f"没有这个控制台用户（agent 令牌不属于用户） / no console user {args.user!r} "
                                        "(agent tokens belong to no user)")
@@ -208,9 +240,11 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     g.add_argument("--villages", help="comma-separated village ids")
     g.add_argument("--all", action="store_true", help="every village")
     sp.add_argument("--sms-groups", help="comma-separated SMS group ids")
+    sp.add_argument("--sms-scope", choices=["town", "villages"], default="town",
+                    help="短信发给全镇的分组成员（town）或只发所选村的（villages） / SMS to the whole town or the chosen villages")
     sp.add_argument("--at", help="ISO 8601 time (default now; local time if no offset)")
     sp.add_argument("--repeat", type=int, help="times the message is spoken, 1-10")
-    sp.add_argument("--wait", action="store_true", help="show progress until every delivery is final")
+    sp.add_argument("--wait", action="store_true", help="跟踪到结束（含等待审批），显示进度，按结果退出 / follow it through approval to its end")
     sp = add("token", cmd_token, "API tokens")
     sp.add_argument("action", choices=["create", "list", "revoke"])
     sp.add_argument("--name", help="the token's name (create, revoke)")

@@ -20,7 +20,7 @@ def load(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     set_timezone(cfg.tz)  # log lines in the town's time, whatever the host's zone
     for w in cfg.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"警告 / warning: {w}", file=sys.stderr)
     return cfg
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from broadcaster.cli.common import EXIT_FAIL, EXIT_OK, load, service
 from broadcaster.errors import InputError
+from broadcaster.wording import KIND_ZH, STATE_ZH, STATUS_ZH
 from broadcaster.logutil import mask_phone
 
 
@@ -89,16 +90,21 @@ def _print_poll(report: Any, svc: Any, dry_run: bool) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from broadcaster.rules import decide
-    from broadcaster.timeutil import Night
+    from broadcaster.timeutil import Night, in_season
 
     cfg = load(args)
     if not 1 <= args.level <= 5:
-        raise InputError("--level", "must be 1 to 5")
+        raise InputError("--level", "应为 1 到 5 / must be 1 to 5")
     day = date.fromisoformat(args.date) if args.date else datetime.now(cfg.tz).date()
     night = Night(day, cfg.tz)
     now = datetime.combine(day, time(12, 0), cfg.tz)
     d = decide(cfg, args.level, night, now)
     print(f"{night.date} 夜间 {args.level} 级（{d.level_name}）: 规则 {', '.join(d.fired) or '无'}")
+    season = cfg.settings.schedule.season
+    if not in_season(night.date, *season.bounds()):
+        # Say so: outside the season the running service does not poll or alert automatically.
+        print(f"注意：{night.date} 不在采暖季（{season.start} 至 {season.end}），运行中的服务不会自动取数和预警；"
+              "以下只是按规则推演 / outside the heating season: no automatic alerts on this date")
     print(f"短信 {len(d.sms)} 条:")
     for p in d.sms:
         print(f"  {p.name} {mask_phone(p.phone)}（{p.rule}）: {p.body}")
@@ -109,6 +115,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for h in d.held:
         print(f"  未发送 / held: {h}")
     return EXIT_OK
+
+
+def _minute(iso: str) -> str:
+    """``2026-11-28 19:30`` from an ISO time (no seconds, no microseconds, no offset)."""
+    return iso[:16].replace("T", " ")
+
+
+def _job(name: str) -> str:
+    return name.replace("feed deadline", "取数截止").replace("poll", "取数")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -125,24 +140,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     lvl = st["level"]
     print(f"今晚 / tonight: {st['night']}  {'采暖季内' if st['in_season'] else '非采暖季'}")
     shown = f"{lvl} 级（{st['level_name']}）" if lvl else "暂无 / none yet"
-    print(f"等级 / level: {shown}"
-          + (f"  （{st['polled_at']} 获取）" if st["polled_at"] else ""))
+    print(f"等级 / level: {shown}" + (f"  （{_minute(st['polled_at'])} 获取）" if st["polled_at"] else ""))
     for o in st["sources"]:
         line = f"  {o['source']}: " + (f"失败 {o['error']}" if o.get("error") else f"{o.get('level')} 级")
         if o.get("factors"):
             line += "；" + ", ".join(f"{f['label']} {f['value']}{f['unit']}" for f in o["factors"] if f["points"] > 0)
         print(line)
     for a in st["alerts"]:
-        print(f"预警 / alert {a['id']}: {a['kind']} {a['level'] or ''} 级 {a['status']}"
-              + (f"（已被 {a['superseded_by']} 取代）" if a["superseded_by"] else ""))
+        what = f"{a['level']} 级预警" if a["level"] else ("人工广播" if a["kind"] == "manual" else "预警")
+        print(f"{KIND_ZH.get(a['kind'], a['kind'])}{what} #{a['id']}: {STATUS_ZH.get(a['status'], a['status'])}"
+              + (f"（已被 #{a['superseded_by']} 取代）" if a["superseded_by"] else ""))
     print("各村播放 / plays:")
     for p in st["plays"]:
-        when = p["played_at"] or p["play_at"]
-        print(f"  {p['village']} {p['speaker']}: {p['state']} {when or ''} {p['error'] or ''}".rstrip())
-    print("下一任务 / next jobs: " + ", ".join(f"{j['job']} {j['at'][5:16]}" for j in st["next_jobs"]))
-    print("投递 / deliveries: " + (", ".join(f"{k} {v}" for k, v in sorted(st["deliveries"].items())) or "无"))
+        if p["played_at"]:
+            when = f"{_minute(p['played_at'])} 播放"
+        else:
+            when = f"定于 {_minute(p['play_at'])}" if p["play_at"] else ""
+        print(f"  {p['village_name']} {p['speaker']}: {STATE_ZH.get(p['state'], p['state'])} {when} {p['error'] or ''}".rstrip())
+    print("下一任务 / next jobs: " + ", ".join(f"{_job(j['job'])} {j['at'][5:16].replace('T', ' ')}" for j in st["next_jobs"]))
+    print("投递 / deliveries: " + (", ".join(f"{STATE_ZH.get(k, k)} {v}" for k, v in sorted(st["deliveries"].items())) or "无"))
     for p in st["problems"]:
-        print(f"  ! {p['channel']} #{p['id']} {p['state']}: {p['error']}")
+        print(f"  ! {'短信' if p['channel'] == 'sms' else p['target']} #{p['id']} {STATE_ZH.get(p['state'], p['state'])}: "
+              f"{p['error']}")
     return EXIT_OK
 
 

@@ -58,6 +58,12 @@ class BroadcastRequest:
     repeat: int | None = None
     upload: bytes | None = None  # an MP3/WAV recording that replaces the spoken text
     chats: list[str] = field(default_factory=list)  # group-chat ids (A12): the text goes there too
+    # Who of the SMS groups gets the text: "town", everyone in them; "villages", only those of the
+    # chosen villages (and town staff, who belong to no village).
+    sms_scope: str = "town"
+
+
+SMS_SCOPES = ("town", "villages")
 
 
 class Broadcasts:
@@ -235,6 +241,10 @@ class Broadcasts:
         chats = self._check_chats(req.chats)
         if chats:
             note["chats"] = chats  # kept in the note until release (no column of its own)
+        if req.sms_scope not in SMS_SCOPES:
+            raise InputError("sms_scope", '应为 "town"（全镇）或 "villages"（只发所选村） / must be "town" or "villages"')
+        if req.sms_scope == "villages" and groups:
+            note["sms_scope"] = "villages"  # kept in the note: no column of its own
         a = Alert(
             kind="manual", dedupe_key=f"manual:{uuid.uuid4().hex}", region=self.svc.cfg.settings.town,
             night=tonight(at or now, self.svc.cfg.tz).date, level=None, rules=[], status="pending_approval",
@@ -246,7 +256,8 @@ class Broadcasts:
         alert_id, _ = self.svc.ledger.create_alert(a, [])
         self.svc.ledger.audit(now, author, "broadcast.create", "alert", alert_id, {
             "text": text, "audio_sha256": sha, "upload_sha256": note.get("upload"), "villages": villages,
-            "sms_groups": groups, "chats": chats, "at": at.isoformat() if at else None, "repeat": repeat})
+            "sms_groups": groups, "sms_scope": req.sms_scope if groups else None, "chats": chats,
+            "at": at.isoformat() if at else None, "repeat": repeat})
         log.info("broadcast %d created by %s: %d villages, %d SMS groups", alert_id, author, len(villages), len(groups))
         if not self.svc.cfg.settings.http.require_approval:
             self._release(alert_id, author, now)
@@ -288,7 +299,10 @@ class Broadcasts:
         unreachable = self.svc.unreachable()
         body, template, values = self._sms(a.sms_text) if a.sms_text else (None, None, {})
         # Group `duty` is who is on the roster at the time it is sent (A13).
+        only = set(a.villages or []) if _note(a).get("sms_scope") == "villages" else None
         for c, group in cfg.book.recipients(a.sms_groups or [], when, cfg.tz, with_leader=False):
+            if only is not None and c.village_id and c.village_id not in only:
+                continue  # another village's people: the operator chose the selected villages only
             if c.phone in unreachable:
                 held.append(f"SMS {c.name}: {unreachable[c.phone]}")
                 continue
@@ -353,7 +367,7 @@ class Broadcasts:
         return {
             "id": a.id, "status": computed_status(a, counts, self.svc.now()), "text": a.speaker_text,
             "deliveries": counts, "villages": a.villages or [], "sms_groups": a.sms_groups or [],
-            "chats": _note(a).get("chats", []),
+            "chats": _note(a).get("chats", []), "sms_scope": _note(a).get("sms_scope", "town"),
             "at": a.at.astimezone(tz).isoformat() if a.at else None, "repeat": a.repeat,
             "audio_sha256": a.audio_sha256, "upload": bool(_note(a).get("upload")),
             "created_by": a.created_by, "created_at": a.created_at.astimezone(tz).isoformat(),
@@ -373,6 +387,8 @@ class Broadcasts:
                 "created_at": a.created_at.astimezone(tz).isoformat(), "created_by": a.created_by,
                 "at": a.at.astimezone(tz).isoformat() if a.at else None, "superseded_by": a.superseded_by,
                 "deliveries": h.deliveries, "plays": h.plays,
+                "play_at": {v: t.astimezone(tz).isoformat() for v, t in h.play_at.items()},
+                "sms_scope": _note(a).get("sms_scope", "town") if a.kind == "manual" else None,
             })
         return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from broadcaster.flows.manual import computed_status
+
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
@@ -32,6 +34,7 @@ def status(svc: Service) -> dict[str, Any]:
     st = svc.ledger.reads.night_status(night.date, since=now - timedelta(days=2))
     row, alerts, by_state, plays, failed = st.reading, st.alerts, st.by_state, st.plays, st.problems
     tz = svc.cfg.tz
+    names = {v: village.name for v, village in svc.cfg.villages.items()}
     return {
         "night": night.date.isoformat(),
         "in_season": svc.in_season(night),
@@ -40,11 +43,13 @@ def status(svc: Service) -> dict[str, Any]:
         "reading": row.reading if row else None,
         "sources": row.outcomes if row else [],
         "polled_at": row.fetched_at.astimezone(tz).isoformat() if row else None,
-        "alerts": [{"id": a.id, "kind": a.kind, "level": a.level, "status": a.status,
+        # The status a person sees on the console: scheduled, dispatching or done from the deliveries.
+        "alerts": [{"id": a.id, "kind": a.kind, "level": a.level,
+                    "status": computed_status(a, svc.ledger.reads.counts([a.id]), now),
                     "superseded_by": a.superseded_by} for a in alerts],
         "next_jobs": next_polls(svc, now),
         "deliveries": by_state,
-        "plays": [{"village": v, "speaker": t, "state": st,
+        "plays": [{"village": v, "village_name": names.get(v or "", v), "speaker": t, "state": st,
                    "play_at": p.astimezone(tz).isoformat() if p else None,
                    "played_at": pa.astimezone(tz).isoformat() if pa else None, "error": e}
                   for v, t, st, p, pa, e in plays],

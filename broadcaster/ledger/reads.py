@@ -8,11 +8,11 @@ the console asks while it goes out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from broadcaster.ledger.models import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
 from broadcaster.ledger.transitions import OPEN
@@ -30,6 +30,7 @@ class AlertSummary:
     alert: Alert
     deliveries: Counts
     plays: dict[str, dict[str, int]]
+    play_at: dict[str, datetime] = field(default_factory=dict)  # each village's earliest play time
 
 
 @dataclass(frozen=True)
@@ -143,18 +144,24 @@ class Reads:
         with self._ledger.reader() as s:
             alerts = list(s.scalars(q))
             village = case((Delivery.channel == "speaker", Delivery.village_id), else_=None)
-            rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, village, func.count())
+            rows = s.execute(select(Delivery.alert_id, Delivery.channel, Delivery.state, village, func.count(),
+                                    func.min(Delivery.play_at))
                              .where(Delivery.alert_id.in_([a.id for a in alerts] or [-1]))
                              .group_by(Delivery.alert_id, Delivery.channel, Delivery.state, village)).all()
         counts: dict[int, Counts] = {}
         plays: dict[int, dict[str, dict[str, int]]] = {}
-        for aid, channel, state, vid, n in rows:
+        play_at: dict[int, dict[str, datetime]] = {}
+        for aid, channel, state, vid, n, first in rows:
             c = counts.setdefault(aid, {"sms": {}, "speaker": {}}).setdefault(channel, {})
             c[state] = c.get(state, 0) + n
             if channel == "speaker":
                 p = plays.setdefault(aid, {}).setdefault(vid or "", {})
                 p[state] = p.get(state, 0) + n
-        return [AlertSummary(a, counts.get(a.id, {"sms": {}, "speaker": {}}), plays.get(a.id, {})) for a in alerts]
+                if first is not None:
+                    t = play_at.setdefault(aid, {})
+                    t[vid or ""] = min(t.get(vid or "", first), first)
+        return [AlertSummary(a, counts.get(a.id, {"sms": {}, "speaker": {}}), plays.get(a.id, {}),
+                             play_at.get(a.id, {})) for a in alerts]
 
     def pending_broadcasts(self) -> list[Alert]:
         """Manual broadcasts waiting for an approver, oldest first."""
@@ -221,14 +228,32 @@ class Reads:
 
     # ------------------------------------------------------------- console
 
-    def next_plays(self, now: datetime, limit: int) -> list[tuple[Any, ...]]:
-        """Plays still to come, soonest first: ``(village_id, speaker, play_at, alert_id, alert kind)``."""
+    def next_plays(self, now: datetime, since: datetime, limit: int) -> list[tuple[Any, ...]]:
+        """Loudspeaker plays still to come, and those due since ``since`` whatever their state (a
+        play handed to a folder endpoint is ``sent`` long before it plays), soonest first:
+        ``(village_id, speaker, play_at, alert_id, alert kind, state, played_at, last_error)``."""
         with self._ledger.reader() as s:
             rows = s.execute(select(Delivery.village_id, Delivery.target, Delivery.play_at, Delivery.alert_id,
-                                    Alert.kind)
+                                    Alert.kind, Delivery.state, Delivery.played_at, Delivery.last_error)
                              .join(Alert, Alert.id == Delivery.alert_id)
-                             .where(Delivery.channel == "speaker", Delivery.state.in_(OPEN), Delivery.expires_at > now)
-                             .order_by(Delivery.play_at).limit(limit)).all()
+                             .where(Delivery.channel == "speaker",
+                                    or_(and_(Delivery.state.in_(OPEN), Delivery.expires_at > now),
+                                        Delivery.play_at >= since))
+                             .order_by(Delivery.play_at, Delivery.id).limit(limit)).all()
+        return [tuple(r) for r in rows]
+
+    def plays_to_come(self, now: datetime) -> list[tuple[Any, ...]]:
+        """The distinct plays still to come of alerts that stand (not cancelled or superseded):
+        ``(alert_id, village_id, play_at, expires_at, audio_sha256, audio_ext, repeat)``. A new
+        endpoint in a village gets the same plays (``Service.reload_directory``)."""
+        with self._ledger.reader() as s:
+            rows = s.execute(select(Delivery.alert_id, Delivery.village_id, Delivery.play_at, Delivery.expires_at,
+                                    Delivery.audio_sha256, Delivery.audio_ext, Delivery.repeat)
+                             .join(Alert, Alert.id == Delivery.alert_id)
+                             .where(Delivery.channel == "speaker", Delivery.play_at > now,
+                                    Delivery.state != "cancelled", Alert.status.not_in(("cancelled", "superseded")),
+                                    Alert.superseded_by.is_(None))
+                             .distinct().order_by(Delivery.alert_id, Delivery.play_at)).all()
         return [tuple(r) for r in rows]
 
     def deliveries_page(self, alert_id: int, page: int, size: int) -> tuple[list[Delivery], int]:

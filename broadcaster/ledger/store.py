@@ -103,6 +103,21 @@ class Ledger(Database):
                 raise
             return existing, False
 
+    def add_deliveries(self, alert_id: int, rows: Iterable[dict[str, Any]]) -> int:
+        """Add deliveries to an existing alert (a new endpoint catching up on tonight's plays);
+        a row the alert already has (same channel, target and slot) is left alone. Returns how
+        many were added."""
+        added = 0
+        with self.session() as s:
+            for row in rows:
+                exists = s.scalar(select(Delivery.id).where(
+                    Delivery.alert_id == alert_id, Delivery.channel == row["channel"],
+                    Delivery.target == row["target"], Delivery.slot == row["slot"]))
+                if exists is None:
+                    s.execute(insert(Delivery), [{**row, "alert_id": alert_id}])
+                    added += 1
+        return added
+
     def release_broadcast(self, alert_id: int, by: str, now: datetime, note: str | None,
                           deliveries: Iterable[dict[str, Any]]) -> bool:
         """Approve a manual broadcast that is pending approval and insert its deliveries, in one

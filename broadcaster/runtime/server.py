@@ -87,6 +87,10 @@ def serve(cfg: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # `kill -HUP`: read directory.yaml again (new villages' endpoints and agents), off the signal
+    # handler so that a slow load never blocks the event loop's thread.
+    signal.signal(signal.SIGHUP, lambda _s, _f: threading.Thread(target=svc.reload_directory, daemon=True,
+                                                                 name="reload").start())
     svc.dispatcher.start()
     sched.start()
     if svc.builtin_agent_digests:

@@ -184,6 +184,12 @@ class Service:
                               {"households": len(b.households), "roster_days": len(b.roster)})
         return taken, problems
 
+    def reload_directory(self, actor: str = "SIGHUP") -> tuple[list[str], list[Problem]]:
+        """Take a changed directory.yaml (``kill -HUP``): :func:`broadcaster.runtime.reload.reload_directory`."""
+        from broadcaster.runtime.reload import reload_directory
+
+        return reload_directory(self, actor)
+
     def cancel_broadcast(self, alert_id: int, by: str, reason: str) -> tuple[int, int] | None:
         """Cancel a manual broadcast and its deliveries at once (``Ledger.cancel_broadcast``);
         None when it was already cancelled."""

@@ -40,6 +40,9 @@ class BroadcastIn(BaseModel):
     chats: _Ids = Field(default_factory=list, description="group-chat ids from the directory (A12)")
     at: str | None = Field(default=None, description="ISO 8601 time to go out (default now); local time if naive")
     repeat: int | None = Field(default=None, description="times the message is spoken in the bulletin, 1-10")
+    sms_scope: Literal["town", "villages"] = Field(
+        default="town", description='"town": the SMS groups across the town; "villages": only their members '
+                                    'in the chosen villages (and town staff of no village)')
 
 
 class PreviewIn(BaseModel):
@@ -89,7 +92,7 @@ def router(svc: Service) -> APIRouter:
         """Create a manual broadcast (awaits approval when ``http.require_approval`` is on)."""
         with _http_errors():
             return bc.create(BroadcastRequest(body.text, body.villages, body.sms_groups, body.at, body.repeat,
-                                              chats=body.chats), p.name, p.identity)
+                                              chats=body.chats, sms_scope=body.sms_scope), p.name, p.identity)
 
     @r.post("/broadcasts/upload", status_code=201, response_model=Created)
     def create_upload(

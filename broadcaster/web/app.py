@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broadcaster.web import agent_api, api, auth, checkins, console, incidents, public, receipts, reports
 from broadcaster.web.limits import BodyLimit
 from broadcaster.web.longpoll import CommandWatch
+from broadcaster.wording import zh_first
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
@@ -46,6 +49,16 @@ def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     for mod in (api, receipts, console, incidents, reports, public):
         app.include_router(mod.router(svc))
     console.install(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def chinese_first(request: Request, exc: StarletteHTTPException) -> Response:
+        """Every error ``detail`` a caller reads starts in Chinese (the English after it)."""
+        detail: Any = exc.detail
+        if isinstance(detail, str):
+            detail = zh_first(detail, "请求失败")
+        elif isinstance(detail, dict) and isinstance(detail.get("message"), str):
+            detail = {**detail, "message": zh_first(detail["message"], "取值无效")}
+        return await http_exception_handler(request, StarletteHTTPException(exc.status_code, detail, exc.headers))
     # Outermost of ours: bodies are bounded, and API callers authenticated, before any route reads one.
     app.add_middleware(BodyLimit, svc=svc, audit=app.state.auth_audit)
     return app

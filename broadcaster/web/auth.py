@@ -129,7 +129,7 @@ def current_principal(request: Request, _declared: Any = Depends(_SCHEME)) -> Pr
     p = resolve_token(svc, _bearer(request))
     if p is None:
         request.app.state.auth_audit.failed(request, 401)
-        raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "缺少或无效的访问令牌 / missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     return p
 
 
@@ -138,7 +138,7 @@ def require(role: str):  # type: ignore[no-untyped-def]
 
     def dep(p: Principal = Depends(current_principal)) -> Principal:
         if not p.at_least(role):
-            raise HTTPException(403, f"requires role {role} or higher / 需要 {role} 及以上权限")
+            raise HTTPException(403, f"需要 {role} 及以上权限 / requires role {role} or higher")
         return p
 
     return dep
@@ -146,5 +146,5 @@ def require(role: str):  # type: ignore[no-untyped-def]
 
 def require_agent(p: Principal = Depends(current_principal)) -> Principal:
     if p.role != AGENT or not p.speaker_id:
-        raise HTTPException(403, "agent token required")
+        raise HTTPException(403, "需要广播室代理的令牌 / agent token required")
     return p

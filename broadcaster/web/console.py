@@ -10,7 +10,9 @@ and the audit are the same whichever door a broadcast comes in by.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+import io
 import logging
 import math
 import secrets
@@ -32,6 +34,7 @@ from broadcaster.messages import sms_segments
 from broadcaster.flows import publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
+from broadcaster.web.audit_view import audit_rows
 from broadcaster.web.auth import Id
 from broadcaster.web.guard import SignInGuard
 
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 COOKIE, LOGIN_COOKIE = "bc_session", "bc_login"
 ROLE_ZH = {"operator": "操作员", "approver": "审批人", "admin": "管理员"}
-FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "at": "发送时间", "repeat": "重复次数",
+FIELD_ZH = {"text": "广播内容", "villages": "村", "sms_groups": "短信分组", "sms_scope": "短信范围", "at": "发送时间", "repeat": "重复次数",
             "audio": "录音文件"}
 
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -173,7 +176,7 @@ def router(svc: Service) -> APIRouter:
     @r.get("/compose")
     def compose_form(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
         return compose_page(request, me, {"villages": [], "sms_groups": [], "chats": [], "text": "", "at": "",
-                                          "repeat": ""})
+                                          "repeat": "", "sms_scope": "villages"})
 
     @r.post("/compose")
     async def compose(request: Request, me: SessionInfo = Depends(user)) -> Response:
@@ -181,7 +184,7 @@ def router(svc: Service) -> APIRouter:
         values = {"text": str(data.get("text", "")), "villages": [str(v) for v in data.getlist("villages")],
                   "sms_groups": [str(g) for g in data.getlist("sms_groups")], "at": str(data.get("at", "")),
                   "chats": [str(c) for c in data.getlist("chats")],
-                  "repeat": str(data.get("repeat", ""))}
+                  "repeat": str(data.get("repeat", "")), "sms_scope": str(data.get("sms_scope", "town"))}
         upload = data.get("audio")
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
@@ -190,7 +193,8 @@ def router(svc: Service) -> APIRouter:
             return compose_page(request, me, values, "重复次数应为数字", "repeat", 422)
         everyone = set(values["villages"]) >= set(svc.cfg.villages) and bool(svc.cfg.villages)
         req = BroadcastRequest(values["text"], "all" if everyone else values["villages"], values["sms_groups"],
-                               values["at"] or None, repeat, upload=blob, chats=values["chats"])
+                               values["at"] or None, repeat, upload=blob, chats=values["chats"],
+                               sms_scope=values["sms_scope"])
         try:
             out = await run_in_threadpool(bc.create, req, me.user, f"user:{me.user}")  # renders: off the loop
         except InputError as exc:
@@ -200,6 +204,11 @@ def router(svc: Service) -> APIRouter:
             return compose_page(request, me, values, str(exc).split(" / ")[0], "", 429)
         word = "已提交审批" if out["status"] == "pending_approval" else "已安排发送"
         return back(f"/history/{out['id']}", f"广播 #{out['id']} {word}")
+
+    @r.get("/favicon.ico")
+    def favicon() -> Response:
+        """The browser tab's icon (a red bell-shaped mark); no 404 on every page."""
+        return Response(_favicon(), media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
     @r.get("/console/poster.png")
     def poster_preview(text: str = "", me: SessionInfo = Depends(user)) -> Response:
@@ -280,10 +289,11 @@ def router(svc: Service) -> APIRouter:
     @r.get("/history")
     def history(request: Request, days: int = 7, me: SessionInfo = Depends(user)) -> HTMLResponse:
         days = min(max(days, 1), 366)
-        rows = bc.alerts(svc.now() - timedelta(days=days))[::-1]
+        now = svc.now()
+        rows = bc.alerts(now - timedelta(days=days))[::-1]
         for a in rows:
             a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
-            a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+            a["village_states"] = {v: views.play_state(s, a["play_at"].get(v), now, tz) for v, s in a["plays"].items()}
         return page(request, "history.html", me, rows=rows, days=days,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     live=any(a["status"] in ("scheduled", "dispatching") for a in rows))
@@ -293,13 +303,18 @@ def router(svc: Service) -> APIRouter:
         found = bc.alerts(ids=[aid])
         if not found:
             raise HTTPException(404, "没有这条记录")
-        a = found[0]
+        a, now = found[0], svc.now()
         a["sms"] = views.sms_summary(a["deliveries"].get("sms", {}))
-        a["village_states"] = {v: views.play_state(s) for v, s in a["plays"].items()}
+        a["village_states"] = {v: views.play_state(s, a["play_at"].get(v), now, tz) for v, s in a["plays"].items()}
         rows, total = views.deliveries(svc, aid, max(p, 0))
         # Which engine spoke each bulletin (A11): a cloud voice, or espeak when the cloud failed.
         a["engines"] = sorted({svc.renderer.cache.engine_of(sha) or "录音/未知" for sha in svc.ledger.reads.bulletins(aid)})
+        if a["kind"] == "manual":  # what was asked for, shown before any delivery exists (pending approval)
+            asked = bc.get(aid)
+            a["asked_villages"], a["asked_groups"] = asked["villages"], asked["sms_groups"]
+            a["sms_scope"] = asked["sms_scope"]
         return page(request, "alert.html", me, a=a, rows=rows, total=total, p=max(p, 0), per=views.PAGE,
+                    groups=svc.cfg.directory.groups,
                     names={v: village.name for v, village in svc.cfg.villages.items()},
                     live=a["status"] in ("scheduled", "dispatching"))
 
@@ -316,8 +331,8 @@ def router(svc: Service) -> APIRouter:
     def audit(request: Request, p: int = 0, me: SessionInfo = Depends(user)) -> HTMLResponse:
         if not at_least(me.role, "admin"):
             return page(request, "denied.html", me, 403)
-        rows, total = views.audit_page(svc, max(p, 0))
-        return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE, tz=tz)
+        rows, total = audit_rows(svc, max(p, 0))
+        return page(request, "audit.html", me, rows=rows, total=total, p=max(p, 0), per=views.PAGE)
 
     return r
 
@@ -343,6 +358,21 @@ def harden(resp: Response, secure: bool) -> Response:
     if secure:
         resp.headers["Strict-Transport-Security"] = "max-age=31536000"
     return resp
+
+
+@functools.cache
+def _favicon() -> bytes:
+    """A 32 px icon drawn once: the console's red, with a white loudspeaker."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (155, 28, 28, 255))
+    d = ImageDraw.Draw(img)
+    d.rectangle((6, 12, 12, 20), fill="white")
+    d.polygon([(12, 12), (22, 5), (22, 27), (12, 20)], fill="white")
+    d.arc((20, 9, 30, 23), -60, 60, fill="white", width=2)
+    buf = io.BytesIO()
+    img.save(buf, format="ICO", sizes=[(32, 32)])
+    return buf.getvalue()
 
 
 def _local(url: str) -> str:

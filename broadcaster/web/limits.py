@@ -89,7 +89,7 @@ class BodyLimit:
             token = _bearer(request)
             if await run_in_threadpool(resolve_token, self.svc, token) is None:
                 await run_in_threadpool(self.audit.failed, request, 401)
-                await _send(send, 401, {"detail": "missing or invalid bearer token"},
+                await _send(send, 401, {"detail": "缺少或无效的访问令牌 / missing or invalid bearer token"},
                             [(b"www-authenticate", b"Bearer")])
                 return
         seen, over, started = 0, False, False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.channels.speakers.agent import AgentConfig
@@ -10,15 +10,13 @@ from broadcaster.feeds.base import Factor
 from broadcaster.flows.limits import FLAG_DAYS
 from broadcaster.ledger import Alert, AuditEntry
 from broadcaster.logutil import mask_phone
+from broadcaster.wording import KIND_ZH, STATE_ZH, STATUS_ZH
 
 if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named here
     from broadcaster.runtime.service import Service
 
-STATE_ZH = {"pending": "待发送", "sending": "发送中", "sent": "已发出", "delivered": "已送达", "played": "已播放",
-            "failed": "失败", "expired": "已过期", "cancelled": "已取消"}
-STATUS_ZH = {"pending_approval": "待审批", "scheduled": "已排期", "dispatching": "发送中", "done": "已完成",
-             "cancelled": "已取消", "active": "生效", "superseded": "已被更新"}
-KIND_ZH = {"auto": "自动", "manual": "人工", "system": "系统"}
+__all__ = ["KIND_ZH", "STATE_ZH", "STATUS_ZH"]  # re-exported for the templates; the words live in the catalogue
+
 CHANNEL_ZH = {"sms": "短信", "speaker": "喇叭", "chat": "群消息", "display": "显示屏"}
 CHAT_PART_ZH = {"text": "文字", "image": "海报"}
 SPEAKER_ZH = {"agent": "广播室代理", "http": "IP 喇叭", "mqtt": "4G 喇叭", "folder": "广播软件文件夹"}
@@ -40,13 +38,53 @@ def nights(svc: Service, days: int = 7) -> list[dict[str, Any]]:
     return out
 
 
-def next_plays(svc: Service, limit: int = 10) -> list[dict[str, Any]]:
-    """Loudspeaker plays still to come, soonest first."""
+def next_plays(svc: Service, limit: int = 200) -> list[dict[str, Any]]:
+    """Every loudspeaker endpoint's next play (or, once tonight's play time has passed, its last
+    one): village, endpoint, play time and a state a clerk reads at a glance. Endpoints without a
+    play in the last 12 hours are left out."""
     names = {v: village.name for v, village in svc.cfg.villages.items()}
-    rows = svc.ledger.reads.next_plays(svc.now(), limit)
-    tz = svc.cfg.tz
-    return [{"village": names.get(v or "", v), "speaker": t, "at": p.astimezone(tz) if p else None,
-             "alert_id": a, "kind": KIND_ZH.get(k, k)} for v, t, p, a, k in rows]
+    now, tz = svc.now(), svc.cfg.tz
+    rows = svc.ledger.reads.next_plays(now, now - timedelta(hours=12), limit)
+    chosen: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in rows:  # soonest first: the first play still to come wins, else the latest past one
+        key = (row[0] or "", row[1])
+        prev = chosen.get(key)
+        if prev is None or (prev[2] is not None and prev[2] <= now):
+            chosen[key] = row
+    order = {v: i for i, v in enumerate(svc.cfg.villages)}
+    out = []
+    for (vid, target), (_, _, play_at, alert_id, kind, state, played_at, error) in sorted(
+            chosen.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1])):
+        out.append({"village": names.get(vid, vid), "speaker": target, "at": play_at.astimezone(tz) if play_at else None,
+                    "alert_id": alert_id, "kind": KIND_ZH.get(kind, kind), "state": state,
+                    "label": play_label(state, play_at, now, tz, played_at=played_at, error=error)})
+    return out
+
+
+def play_label(state: str, play_at: datetime | None, now: datetime, tz: Any, *, played_at: datetime | None = None,
+               error: str | None = None) -> str:
+    """A play's state in the words a clerk reads: 已下发 · 19:30 播放, 已播放 19:30, 未播出：reason."""
+    hm = _hm(play_at, now, tz)
+    if state == "played":
+        return f"已播放 {_hm(played_at or play_at, now, tz)}"
+    if state == "sent":
+        # Handed to the endpoint, which plays it at its time; a folder endpoint never reports back.
+        return f"已下发 · {hm} 播放" if play_at is None or play_at > now else f"已下发 · {hm} 应已播放（终端不回报）"
+    if state in ("pending", "sending"):
+        word = "待下发" if state == "pending" else "下发中"
+        return f"{word} · {hm} 播放" if play_at is None or play_at > now else f"{word} · 已过 {hm}，仍在重试"
+    if state == "cancelled":
+        return f"已取消{'：' + error if error else ''}"
+    why = error or ("超过有效期未能下发" if state == "expired" else "下发失败")
+    return f"未播出：{why}"
+
+
+def _hm(t: datetime | None, now: datetime, tz: Any) -> str:
+    """``19:30`` for a time on the town's current day, ``12-02 19:30`` otherwise."""
+    if t is None:
+        return "—"
+    local = t.astimezone(tz)
+    return local.strftime("%H:%M") if local.date() == now.astimezone(tz).date() else local.strftime("%m-%d %H:%M")
 
 
 def deliveries(svc: Service, alert_id: int, page: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -80,12 +118,18 @@ def sms_summary(counts: dict[str, int]) -> dict[str, int]:
             "open": counts.get("pending", 0) + counts.get("sending", 0), "total": sum(counts.values())}
 
 
-def play_state(states: dict[str, int]) -> dict[str, Any]:
-    """One village's plays summed up: the least advanced state that still matters, and how many
-    of its plays (e.g. 17:30 and 19:30) were played."""
+def play_state(states: dict[str, int], play_at: datetime | str | None = None, now: datetime | None = None,
+               tz: Any = None) -> dict[str, Any]:
+    """One village's plays summed up: the least advanced state that still matters, how many of
+    its play tasks (endpoints × play times) were played, and (given the first play time and the
+    clock) the clerk's words for it."""
     state = next((st for st in ("sending", "pending", "failed", "expired", "sent", "played", "cancelled")
                   if states.get(st)), "pending")
-    return {"state": state, "played": states.get("played", 0), "total": sum(states.values())}
+    out: dict[str, Any] = {"state": state, "played": states.get("played", 0), "total": sum(states.values())}
+    if now is not None:
+        at = datetime.fromisoformat(play_at) if isinstance(play_at, str) else play_at
+        out["label"] = play_label(state, at, now, tz or now.tzinfo)
+    return out
 
 
 def villages(svc: Service) -> list[dict[str, Any]]:
