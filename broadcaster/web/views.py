@@ -97,7 +97,8 @@ def deliveries(svc: Service, alert_id: int, page: int = 0) -> tuple[list[dict[st
         if d.channel == "sms":
             who = f"{d.contact_name or ''} {mask_phone(d.target)}".strip()
         elif d.channel == "chat":  # the chat's id and what went there (WeCom: text, then the poster)
-            who = f"{d.target}（{CHAT_PART_ZH.get(d.slot, d.slot)}）"
+            part = f"文件 {d.slot[5:]}" if d.slot.startswith("file:") else CHAT_PART_ZH.get(d.slot, d.slot)
+            who = f"{d.target}（{part}）"
         else:
             who = d.target
         when = d.played_at or d.delivered_at or d.sent_at or d.updated_at
