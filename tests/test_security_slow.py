@@ -1,5 +1,6 @@
 """Slow and greedy clients (issue 18, item 11): long polls per agent token are capped, and the
-server is configured to bound connections and idle keep-alives."""
+server (uvicorn's httptools protocol, bounded) cuts slow request heads, refuses oversized ones and
+bounds connections and idle keep-alives."""
 
 from __future__ import annotations
 
