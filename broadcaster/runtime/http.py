@@ -95,7 +95,9 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.timeout_keep_alive_task is not None:  # idle now (not closing, nothing pipelined)
+        # Idle now (not closing, nothing pipelined), unless the request's body is still to come
+        # (answered before it was read, e.g. a 405 or 413): those bytes are no head.
+        if self.timeout_keep_alive_task is not None and not self.cycle.more_body:
             if not self._waiting_head:  # else the next head has begun already and is being counted
                 self._waiting_head = True
                 self._head_fed = 0
