@@ -5,12 +5,13 @@ as the client likes (200 such connections stayed open 55 s in the security pass)
 of connections, and with its C parser (httptools) buffers a request head of any size. Here: at most
 ``LIMIT_CONCURRENCY`` connections and tasks at once (503 beyond), idle keep-alive connections close
 after ``KEEP_ALIVE_S``, a connection whose request head (line and headers) is not complete
-``HEADER_TIMEOUT_S`` after it opened, or after its first byte on a kept-alive connection, is closed,
-and a head over ``MAX_HEAD_BYTES`` is answered 431 and closed (:class:`BoundedHttpTools`).
-Long polls are capped per agent token in broadcaster.web.agent_api.
+``HEADER_TIMEOUT_S`` after it opened (or went idle after an answer) is closed, and a head over
+``MAX_HEAD_BYTES`` is answered 431 and closed (:class:`BoundedHttpTools`). Long polls are capped
+per agent token in broadcaster.web.agent_api.
 
 httptools, not h11: uvicorn's pure-Python h11 parser costs 300 simultaneous check-in page opens
-about 60% more time (bench/RESULTS.md, "Check-in pages"). httptools is a declared dependency.
+12-20% more server CPU (bench/RESULTS.md, "Check-in pages"). httptools is a declared dependency,
+so no h11 fallback is kept.
 """
 
 from __future__ import annotations
