@@ -231,7 +231,7 @@ def router(svc: Service) -> APIRouter:
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
             # TTS and ffmpeg in a worker thread, one render at a time and one per user (RenderGate).
-            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=me.user))
+            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=f"user:{me.user}"))
         except InputError as exc:
             return JSONResponse({"error": f"无法试听：{exc.message.split(' / ')[0]}"}, status_code=422)
         except TooBusy as exc:
