@@ -1,5 +1,5 @@
-"""``broadcaster broadcast``, ``token create|list|revoke`` (DESIGN A3) and ``user add|reset|list|disable``
-(web-console accounts).
+"""``broadcaster broadcast``, ``token create|list|revoke`` (DESIGN A3), ``user add|reset|list|disable``
+(web-console accounts) and ``number list|clear`` (unreachable flags).
 
 ``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.flows.manual`),
 with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
@@ -200,8 +200,30 @@ def cmd_user(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_number(args: argparse.Namespace) -> int:
+    """``list`` the numbers flagged unreachable (masked, with reason and date), or ``clear`` one's
+    flag (audited) so later alerts try it again."""
+    from broadcaster.flows import flags
+    from broadcaster.logutil import mask_phone
+
+    if args.action == "clear":
+        flags.normalise(args.phone)  # a bad number is refused before the ledger is opened
+    svc = service(args)
+    try:
+        if args.action == "list":
+            print("号码 原因 标记于 / number reason flagged")
+            for f in svc.ledger.reads.unreachable_flags():
+                print(f"{mask_phone(f.phone)}\t{f.reason}\t{_when(f.updated_at.astimezone(svc.cfg.tz))}")
+            return EXIT_OK
+        reason = flags.clear(svc, args.phone, _actor())  # NotFound: exit 1 with its message
+    finally:
+        svc.close()
+    print(f"已清除不可达标记 / flag cleared: {mask_phone(flags.normalise(args.phone))} ({reason})")
+    return EXIT_OK
+
+
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add ``broadcast``, ``token`` and ``user`` to the CLI."""
+    """Add ``broadcast``, ``token``, ``user`` and ``number`` to the CLI."""
     sp = add("broadcast", cmd_broadcast, "manual broadcast (subject to approval when on)")
     sp.add_argument("--text", required=True, help="SMS and spoken text (at most 500 characters)")
     g = sp.add_argument_group("villages")
@@ -223,3 +245,13 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--name", help="sign-in name, e.g. 王站长")
     sp.add_argument("--role", choices=["operator", "approver", "admin"], help="add, reset")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    sp = add("number", cmd_number, "SMS numbers flagged unreachable")
+    # Sub-commands of their own, so `number clear -c FILE +86...` parses in any order; their -c
+    # leaves the parent's value alone unless given (SUPPRESS).
+    actions = sp.add_subparsers(dest="action", required=True)
+    for name, help_ in (("list", "numbers flagged unreachable, with reason and date"),
+                        ("clear", "clear a number's flag (audited); later alerts try it again")):
+        ap = actions.add_parser(name, help=help_)
+        ap.add_argument("-c", "--config", default=argparse.SUPPRESS, help="config file")
+        if name == "clear":
+            ap.add_argument("phone", help="the number, e.g. +8613800138000")

@@ -29,7 +29,7 @@ from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.messages import sms_segments
-from broadcaster.flows import publishing
+from broadcaster.flows import flags, publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
 from broadcaster.web.auth import Id
@@ -309,6 +309,18 @@ def router(svc: Service) -> APIRouter:
     def village_page(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
         return page(request, "villages.html", me, villages=views.villages(svc),
                     unreachable=views.unreachable(svc))
+
+    @r.post("/villages/unreachable/clear")
+    async def clear_flag(request: Request, me: SessionInfo = Depends(user)) -> Response:
+        """An admin clears an unreachable flag (audited): the number is tried again from now on."""
+        data = await form(request, me)
+        if not at_least(me.role, "admin"):
+            return page(request, "denied.html", me, 403)
+        try:
+            await run_in_threadpool(flags.clear_by_key, svc, str(data.get("key", "")), me.user)
+        except NotFound as exc:
+            return back("/villages", str(exc).split(" / ")[0])
+        return back("/villages", "已清除不可达标记，以后的预警会再发送到这个号码")
 
     # -------------------------------------------------------------------- audit
 
