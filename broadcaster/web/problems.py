@@ -48,5 +48,7 @@ async def on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
     message = f"输入无效 / invalid input: {first.get('msg', '')}"
     if len(errors) > 1:
         message += f" (+{len(errors) - 1})"
-    body = ValidationProblem(detail=FieldProblem(field=_field(first.get("loc", ())), message=message))
+    # A body that is not JSON at all has the parse position in its loc, not a field.
+    field = "body" if first.get("type") == "json_invalid" else _field(first.get("loc", ()))
+    body = ValidationProblem(detail=FieldProblem(field=field, message=message))
     return JSONResponse(body.model_dump(), status_code=422)
