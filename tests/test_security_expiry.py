@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 
 from broadcaster.cli import main
@@ -49,7 +50,13 @@ def test_an_expiring_token_works_until_its_day_and_is_refused_after(
     local_expiry = expires.astimezone(load_config(cfg).tz).strftime("%Y-%m-%d %H:%M")
     temp = next(line for line in listed.splitlines() if "temp-ops" in line)
     assert local_expiry in temp
+    assert "有效" in temp
     assert "永久" in next(line for line in listed.splitlines() if "\tforever\t" in line)
+    with time_machine.travel(expires + timedelta(seconds=1), tick=False):  # the CLI's clock is the wall's
+        assert main(["token", "list", "-c", cfg]) == 0
+    listed = capsys.readouterr().out
+    assert "已过期" in next(line for line in listed.splitlines() if "temp-ops" in line)
+    assert "有效" in next(line for line in listed.splitlines() if "\tforever\t" in line)
 
 
 def test_expires_days_must_be_positive(confdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
