@@ -299,8 +299,9 @@ def test_0_1_0_ledger_upgrades_with_its_data(engine: Engine, ledger_url: str) ->
             assert {(r.pop("claimed_by"), r.pop("lease_until")) for r in rows} == {(None, None)}
             # Old SMS were free text (cnsms_1): no registered template, no values.
             assert {(r.pop("sms_template"), r.pop("sms_values")) for r in rows} == {(None, None)}
-        if table == "api_tokens":  # 0.1.0's tokens act for no console user (security_1)
+        if table == "api_tokens":  # 0.1.0's tokens act for no console user (security_1), never expire (security_2)
             assert {r.pop("user") for r in rows} == {None}
+            assert {r.pop("expires_at") for r in rows} == {None}
         assert rows == before_rows[table], table
     assert sum(len(r) for r in after_rows.values()) == 22
     cols = {c["name"]: c for c in sa.inspect(engine).get_columns("deliveries")}

@@ -1,5 +1,5 @@
-"""``broadcaster broadcast``, ``token create|list|revoke`` (DESIGN A3) and ``user add|reset|list|disable``
-(web-console accounts).
+"""``broadcaster broadcast``, ``token create|list|revoke`` (DESIGN A3), ``user add|reset|list|disable``
+(web-console accounts) and ``number list|clear`` (unreachable flags).
 
 ``broadcast`` goes through the same service layer as the API (:mod:`broadcaster.flows.manual`),
 with the author ``cli:<os user>``. Without ``--wait`` it sends what is due now and leaves the
@@ -14,6 +14,7 @@ import getpass
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from broadcaster.cli.common import EXIT_FAIL, EXIT_OK, service
@@ -141,6 +142,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise InputError("--speaker", "只有 agent 令牌属于喇叭 / only agent tokens belong to a speaker")
     if not (args.name or "").strip():
         raise InputError("--name", "名称不能为空 / name is empty")
+    if args.expires_days is not None and not 1 <= args.expires_days <= 3650:
+        raise InputError("--expires-days", "有效天数应为 1 到 3650 / --expires-days must be 1-3650")
     svc = service(args)
     try:
         if args.speaker and args.speaker not in svc.cfg.speakers:
@@ -151,13 +154,18 @@ def cmd_token(args: argparse.Namespace) -> int:
         if args.user and (args.role == AGENT or svc.ledger.people.user(args.user.strip()) is None):
             raise InputError("--user", f"没有这个控制台用户（agent 令牌不属于用户） / no console user {args.user!r} "
                                        "(agent tokens belong to no user)")
-        token = create_token(svc.ledger, args.name.strip(), args.role, svc.now(), args.speaker,
-                             args.user.strip() if args.user else None)
-        svc.ledger.audit(svc.now(), f"cli:{getpass.getuser()}", "token.create", "api_token", None,
-                         {"name": args.name, "role": args.role, "speaker": args.speaker, "user": args.user})
+        now = svc.now()
+        expires = now + timedelta(days=args.expires_days) if args.expires_days else None
+        token = create_token(svc.ledger, args.name.strip(), args.role, now, args.speaker,
+                             args.user.strip() if args.user else None, expires)
+        svc.ledger.audit(now, f"cli:{getpass.getuser()}", "token.create", "api_token", None,
+                         {"name": args.name, "role": args.role, "speaker": args.speaker, "user": args.user,
+                          "expires_at": expires.isoformat() if expires else None})
+        until = f"，{_when(expires.astimezone(svc.cfg.tz))} 起失效 / expires {_when(expires.astimezone(svc.cfg.tz))}" \
+            if expires else ""
     finally:
         svc.close()
-    print(f"令牌只显示这一次，请妥善保存 / this token is shown once: {args.role} {args.name}")
+    print(f"令牌只显示这一次，请妥善保存{until} / this token is shown once: {args.role} {args.name}")
     if args.role == AGENT:
         print(f"# 粘贴到 directory.yaml 中喇叭 {args.speaker} 的配置 / paste into directory.yaml:")
         print(f"token_sha256: {hash_token(token)}")
@@ -169,10 +177,18 @@ def _token_list_or_revoke(args: argparse.Namespace) -> int:
     svc = service(args)
     try:
         if args.action == "list":
-            print("编号 名称 角色 喇叭 用户 创建 吊销 / id name role speaker user created revoked")
+            print("编号 名称 角色 喇叭 用户 创建 失效 状态 / id name role speaker user created expires state")
+            now, tz = svc.now(), svc.cfg.tz
             for t in svc.ledger.people.tokens():
-                print(f"{t.id}\t{t.name}\t{t.role}\t{t.speaker_id or '-'}\t{t.user or '-'}\t{_when(t.created_at)}\t"
-                      f"{_when(t.revoked_at) if t.revoked_at else '有效 / live'}")
+                if t.revoked_at:
+                    state = f"已吊销 / revoked {_when(t.revoked_at.astimezone(tz))}"
+                elif t.expires_at and t.expires_at <= now:
+                    state = "已过期 / expired"
+                else:
+                    state = "有效 / live"
+                expires = _when(t.expires_at.astimezone(tz)) if t.expires_at else "永久 / never"
+                print(f"{t.id}\t{t.name}\t{t.role}\t{t.speaker_id or '-'}\t{t.user or '-'}\t"
+                      f"{_when(t.created_at.astimezone(tz))}\t{expires}\t{state}")
             return EXIT_OK
         if not args.name or not args.name.strip():
             raise InputError("--name", "吊销令牌需要 --name / token revoke needs --name")
@@ -232,8 +248,30 @@ def cmd_user(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_number(args: argparse.Namespace) -> int:
+    """``list`` the numbers flagged unreachable (masked, with reason and date), or ``clear`` one's
+    flag (audited) so later alerts try it again."""
+    from broadcaster.flows import flags
+    from broadcaster.logutil import mask_phone
+
+    if args.action == "clear":
+        flags.normalise(args.phone)  # a bad number is refused before the ledger is opened
+    svc = service(args)
+    try:
+        if args.action == "list":
+            print("号码 原因 标记于 / number reason flagged")
+            for f in svc.ledger.reads.unreachable_flags():
+                print(f"{mask_phone(f.phone)}\t{f.reason}\t{_when(f.updated_at.astimezone(svc.cfg.tz))}")
+            return EXIT_OK
+        reason = flags.clear(svc, args.phone, _actor())  # NotFound: exit 1 with its message
+    finally:
+        svc.close()
+    print(f"已清除不可达标记 / flag cleared: {mask_phone(flags.normalise(args.phone))} ({reason})")
+    return EXIT_OK
+
+
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add ``broadcast``, ``token`` and ``user`` to the CLI."""
+    """Add ``broadcast``, ``token``, ``user`` and ``number`` to the CLI."""
     sp = add("broadcast", cmd_broadcast, "manual broadcast (subject to approval when on)")
     sp.add_argument("--text", required=True, help="SMS and spoken text (at most 500 characters)")
     g = sp.add_argument_group("villages")
@@ -252,8 +290,19 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     sp.add_argument("--user", help="the console user the token acts for (the same person when approving)")
     sp.add_argument("--role", help="operator | approver | admin | agent (create)")
     sp.add_argument("--speaker", help="the speaker id of an agent token")
+    sp.add_argument("--expires-days", type=int, help="the token stops working after this many days (create)")
     sp = add("user", cmd_user, "web-console accounts")
     sp.add_argument("action", choices=["add", "reset", "list", "disable"])
     sp.add_argument("--name", help="sign-in name, e.g. 王站长")
     sp.add_argument("--role", choices=["operator", "approver", "admin"], help="add, reset")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    sp = add("number", cmd_number, "SMS numbers flagged unreachable")
+    # Sub-commands of their own, so `number clear -c FILE +86...` parses in any order; their -c
+    # leaves the parent's value alone unless given (SUPPRESS).
+    actions = sp.add_subparsers(dest="action", required=True)
+    for name, help_ in (("list", "numbers flagged unreachable, with reason and date"),
+                        ("clear", "clear a number's flag (audited); later alerts try it again")):
+        ap = actions.add_parser(name, help=help_)
+        ap.add_argument("-c", "--config", default=argparse.SUPPRESS, help="config file")
+        if name == "clear":
+            ap.add_argument("phone", help="the number, e.g. +8613800138000")

@@ -136,6 +136,8 @@ class HttpConfig(Strict):
     session_minutes: int = Field(default=30, ge=5, le=24 * 60)  # a console session's idle timeout
     # Per-author quota of manual broadcasts in any hour (a stolen account must not flood the county).
     broadcasts_per_hour: int = Field(default=20, ge=1, le=10_000)
+    # Per-user quota of previews in any hour (each is seconds of a core and a file of several MB).
+    previews_per_hour: int = Field(default=60, ge=1, le=10_000)
 
     @property
     def host(self) -> str:

@@ -4,14 +4,19 @@ A preview of the longest text with ten repeats takes seconds of a core; twenty a
 starve the dispatcher and the web server. :class:`RenderGate` lets ``workers`` renders run at a
 time, keeps at most ``queue`` more waiting, and lets each user have at most ``per_user`` in
 flight; anything beyond is refused at once (:class:`~broadcaster.errors.TooBusy`, HTTP 429)
-rather than queued without end.
+rather than queued without end. :meth:`RenderGate.admit` also caps how many previews each user
+may ask for in any hour (``http.previews_per_hour``): each one is a file of several MB and seconds
+of a core, and a script with a stolen session must not run them without end.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from broadcaster.errors import TooBusy
 
@@ -30,6 +35,23 @@ class RenderGate:
         self._lock = threading.Lock()
         self._mine: dict[str, int] = {}
         self._total = 0
+        self._hour: dict[str, deque[datetime]] = {}  # each user's admitted previews in the last hour
+
+    def admit(self, who: str, now: datetime, per_hour: int) -> None:
+        """Count one preview for ``who`` at ``now``; TooBusy (with the seconds until one of the
+        hour's previews ages out) when ``per_hour`` were already admitted in the last hour."""
+        since = now - timedelta(hours=1)
+        with self._lock:
+            for user in [u for u, q in self._hour.items() if q and q[-1] <= since]:
+                del self._hour[user]  # nobody's history outlives its hour
+            mine = self._hour.setdefault(who, deque())
+            while mine and mine[0] <= since:
+                mine.popleft()
+            if len(mine) >= per_hour:
+                wait = max(1, math.ceil((mine[0] - since).total_seconds()))
+                raise TooBusy(f"一小时内最多试听 {per_hour} 次，请 {math.ceil(wait / 60)} 分钟后再试"
+                              f" / at most {per_hour} previews an hour per user", retry_after_s=wait)
+            mine.append(now)
 
     @contextmanager
     def slot(self, who: str) -> Iterator[None]:

@@ -94,11 +94,13 @@ class Broadcasts:
                 who: str = "") -> Bulletin:
         """The MP3 bulletin exactly as the broadcast would play (the recording, or the text
         spoken), after the same checks as :meth:`create`. Used by the API, console and CLI.
-        Renders wait their turn in the service's :class:`RenderGate` (``TooBusy`` when full)."""
+        Renders wait their turn in the service's :class:`RenderGate` (``TooBusy`` when full, or
+        when ``who`` had ``http.previews_per_hour`` previews in the last hour)."""
         repeat = self.check_repeat(repeat)
         if upload is None:
             text = self.check_text(text)
         r = self.svc.preview_renderer
+        self.svc.renders.admit(who, self.svc.now(), self.svc.cfg.settings.http.previews_per_hour)
         with self.svc.renders.slot(who):
             if upload is not None:
                 b = self.upload_bulletin(upload, repeat=repeat, fmt="mp3", renderer=r)

@@ -204,6 +204,8 @@ class ApiToken(Base):
     # The console user this token acts for (the same person in the two-person rule), or None: a
     # service identity of its own.
     user: Mapped[str | None] = mapped_column(String(100))
+    # From this instant on the token is refused like a revoked one (None: it never expires).
+    expires_at: Mapped[datetime | None]
 
 
 class ConsoleUser(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from broadcaster.ledger.models import ApiToken, ConsoleSession, ConsoleUser
 
@@ -26,17 +26,20 @@ class People:
     # ---------------------------------------------------------------- tokens
 
     def add_token(self, name: str, role: str, speaker_id: str | None, token_sha256: str, now: datetime,
-                  user: str | None = None) -> None:
-        """Store an API token (by its hash), acting for console user ``user`` when given."""
+                  user: str | None = None, expires_at: datetime | None = None) -> None:
+        """Store an API token (by its hash), acting for console user ``user`` when given, refused
+        from ``expires_at`` on when given."""
         with self._ledger.session() as s:
             s.add(ApiToken(name=name, role=role, speaker_id=speaker_id, token_sha256=token_sha256, created_at=now,
-                           user=user))
+                           user=user, expires_at=expires_at))
 
-    def token(self, token_sha256: str) -> ApiToken | None:
-        """The unrevoked API token with this hash, or None."""
+    def token(self, token_sha256: str, now: datetime | None = None) -> ApiToken | None:
+        """The unrevoked API token with this hash (and, given ``now``, not expired by then), or None."""
+        q = select(ApiToken).where(ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None))
+        if now is not None:
+            q = q.where(or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
         with self._ledger.reader() as s:
-            return s.scalars(select(ApiToken).where(ApiToken.token_sha256 == token_sha256,
-                                                    ApiToken.revoked_at.is_(None))).first()
+            return s.scalars(q).first()
 
     def tokens(self) -> list[ApiToken]:
         """Every API token ever created (hashes only), oldest first, revoked ones included."""

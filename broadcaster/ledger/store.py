@@ -24,7 +24,7 @@ from broadcaster.ledger.deliveries import Deliveries
 from broadcaster.ledger import schema
 from broadcaster.ledger.db import Database, _engines
 from broadcaster.ledger.leases import Leases
-from broadcaster.ledger.models import Alert, AuditEntry, Delivery, EndpointContact, ReadingRow
+from broadcaster.ledger.models import Alert, AuditEntry, ContactFlag, Delivery, EndpointContact, ReadingRow
 from broadcaster.ledger.nodes import Fires
 from broadcaster.ledger.people import People
 from broadcaster.ledger.reads import Reads
@@ -169,6 +169,16 @@ class Ledger(Database):
                     s.execute(update(EndpointContact).where(EndpointContact.speaker_id == sid).values(**row))
                 else:
                     s.add(EndpointContact(speaker_id=sid, **row))
+
+    def clear_flag(self, phone: str) -> str | None:
+        """Remove the unreachable flag of ``phone``; the reason it had, or None if it had none."""
+        with self.session() as s:
+            flag = s.get(ContactFlag, phone)
+            if flag is None:
+                return None
+            reason = flag.reason
+            s.delete(flag)
+            return reason
 
     def audit(self, at: datetime, actor: str, action: str, object_type: str | None = None,
               object_id: str | int | None = None, detail: dict[str, Any] | None = None) -> None:

@@ -130,7 +130,7 @@ def router(svc: Any, watch: CommandWatch) -> APIRouter:
         now = svc.now()
         played_at = body.played_at
         if played_at is not None and played_at.tzinfo is None:
-            raise HTTPException(422, "played_at: needs a timezone offset")
+            raise HTTPException(422, {"field": "played_at", "message": "需要时区 / needs a timezone offset"})
         state = svc.ledger.deliveries.report(delivery_id, p.speaker_id or "", body.status, now,
                                              played_at=played_at, error=body.error)
         if state is None:

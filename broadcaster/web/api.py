@@ -149,7 +149,7 @@ def router(svc: Service) -> APIRouter:
     def preview(body: PreviewIn, p: Principal = operator) -> Response:
         """Render ``text`` into the MP3 bulletin exactly as it would play (chime, repeats, loudness)."""
         with _http_errors():
-            b = bc.preview(body.text, repeat=body.repeat, who=p.name)
+            b = bc.preview(body.text, repeat=body.repeat, who=p.identity)  # one quota per person
         return Response(b.path.read_bytes(), media_type="audio/mpeg")
 
     return r

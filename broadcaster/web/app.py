@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from broadcaster.web import agent_api, api, auth, checkins, console, incidents, public, receipts, reports
+from broadcaster.web import agent_api, api, auth, checkins, console, incidents, problems, public, receipts, reports
 from broadcaster.web.limits import BodyLimit
 from broadcaster.web.longpoll import CommandWatch
 from broadcaster.wording import zh_first
@@ -22,7 +23,10 @@ if TYPE_CHECKING:  # the wiring sits above this layer; only its type is named he
 def create_app(svc: Service, scheduler: Any = None) -> FastAPI:
     """Ops endpoints, the JSON API (``/docs``), agent endpoints, Twilio receipts and the console."""
     app = FastAPI(title="broadcaster", version="0.1.0",
-                  description="CO-poisoning alerts to SMS and village loudspeakers")
+                  description="CO-poisoning alerts to SMS and village loudspeakers",
+                  responses=problems.RESPONSES)
+    # One 422 shape for all invalid input, the one the schema declares (problems.ValidationProblem).
+    app.add_exception_handler(RequestValidationError, problems.on_invalid_request)
     app.state.svc = svc
     app.state.auth_audit = auth.AuthAudit(svc)
 

@@ -59,13 +59,13 @@ def new_token() -> str:
 
 
 def create_token(ledger: Ledger, name: str, role: str, now: datetime, speaker_id: str | None = None,
-                 user: str | None = None) -> str:
+                 user: str | None = None, expires_at: datetime | None = None) -> str:
     """Store a new token's hash and return the token (shown once, never stored); ``user``: the
-    console user it acts for."""
+    console user it acts for; ``expires_at``: when it stops working (None: never)."""
     if role not in ROLES and role != AGENT:
         raise ValueError(f"unknown role {role!r}")
     token = new_token()
-    ledger.people.add_token(name, role, speaker_id, hash_token(token), now, user)
+    ledger.people.add_token(name, role, speaker_id, hash_token(token), now, user, expires_at)
     return token
 
 
@@ -74,7 +74,7 @@ def resolve_token(svc, token: str) -> Principal | None:  # type: ignore[no-untyp
     if not token:
         return None
     digest = hash_token(token)
-    row = svc.ledger.people.token(digest)
+    row = svc.ledger.people.token(digest, svc.now())  # an expired token is refused like a revoked one
     if row is not None:
         return Principal(row.name, row.role, row.speaker_id, row.user)
     for sid, (_village, sc) in svc.cfg.speakers.items():

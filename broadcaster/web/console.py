@@ -31,7 +31,7 @@ from broadcaster.auth.accounts import Accounts, SessionInfo, at_least
 from broadcaster.flows.manual import MAX_TEXT, MAX_UPLOAD_BYTES, BroadcastRequest, Broadcasts
 from broadcaster.errors import Conflict, Forbidden, InputError, NotFound, TooBusy
 from broadcaster.messages import sms_segments
-from broadcaster.flows import publishing
+from broadcaster.flows import flags, publishing
 from broadcaster.flows.status import status
 from broadcaster.web import views
 from broadcaster.web.audit_view import audit_rows
@@ -240,7 +240,7 @@ def router(svc: Service) -> APIRouter:
         blob = await upload.read(MAX_UPLOAD_BYTES + 1) if isinstance(upload, UploadFile) and upload.filename else None
         try:
             # TTS and ffmpeg in a worker thread, one render at a time and one per user (RenderGate).
-            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=me.user))
+            b = await run_in_threadpool(lambda: bc.preview(text, upload=blob, repeat=repeat, who=f"user:{me.user}"))
         except InputError as exc:
             return JSONResponse({"error": f"无法试听：{exc.message.split(' / ')[0]}"}, status_code=422)
         except TooBusy as exc:
@@ -324,6 +324,18 @@ def router(svc: Service) -> APIRouter:
     def village_page(request: Request, me: SessionInfo = Depends(user)) -> HTMLResponse:
         return page(request, "villages.html", me, villages=views.villages(svc),
                     unreachable=views.unreachable(svc))
+
+    @r.post("/villages/unreachable/clear")
+    async def clear_flag(request: Request, me: SessionInfo = Depends(user)) -> Response:
+        """An admin clears an unreachable flag (audited): the number is tried again from now on."""
+        data = await form(request, me)
+        if not at_least(me.role, "admin"):
+            return page(request, "denied.html", me, 403)
+        try:
+            await run_in_threadpool(flags.clear_by_key, svc, str(data.get("key", "")), me.user)
+        except NotFound as exc:
+            return back("/villages", str(exc).split(" / ")[0])
+        return back("/villages", "已清除不可达标记，以后的预警会再发送到这个号码")
 
     # -------------------------------------------------------------------- audit
 

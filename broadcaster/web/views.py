@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.channels.speakers.agent import AgentConfig
 from broadcaster.feeds.base import Factor
+from broadcaster.flows.flags import flag_key
 from broadcaster.flows.limits import FLAG_DAYS
 from broadcaster.ledger import Alert, AuditEntry
 from broadcaster.logutil import mask_phone
@@ -160,7 +161,7 @@ def unreachable(svc: Service) -> list[dict[str, Any]]:
     contacts = {c.phone: c for c in svc.cfg.directory.contacts}
     flags = svc.ledger.reads.unreachable_flags(since=svc.now() - timedelta(days=FLAG_DAYS))
     return [{"name": contacts[f.phone].name if f.phone in contacts else "（不在通讯录）",
-             "phone": mask_phone(f.phone), "reason": f.reason,
+             "phone": mask_phone(f.phone), "reason": f.reason, "key": flag_key(f.phone),
              "since": f.updated_at.astimezone(svc.cfg.tz)} for f in flags]
 
 
