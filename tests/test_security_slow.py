@@ -209,7 +209,7 @@ def test_a_large_body_is_not_taken_for_a_head(served: int) -> None:
         s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         s.settimeout(3)
         got = b""
-        while not got.endswith(b'"Method Not Allowed"}'):  # the whole answer, before the body
+        while not got.endswith(b'Method Not Allowed"}'):  # the whole answer (Chinese first), before the body
             got += s.recv(65536)
         assert got.startswith(b"HTTP/1.1 405 ")
         time.sleep(0.2)  # the server marks the answer done just after its last byte (nothing to wait on)
