@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import threading
 from email.message import EmailMessage
 from typing import Any
@@ -23,6 +24,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.procs import free_port
+
+# aiosmtpd logs each session at INFO from its own thread, after pytest has closed the captured
+# stream at the end of a test ("Logging error ... I/O operation on closed file"): only warnings.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class SmtpDouble:
