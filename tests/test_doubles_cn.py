@@ -93,6 +93,7 @@ def test_signature_vectors():
     assert rpc_signature(params, "GET", "testSecret") == "K2aVl18lLP980fUMYc1PiQP660Y="
     body = (b'{"PhoneNumberSet": ["+8613800138000"], "SmsSdkAppId": "1400006666", "TemplateId": '
             b'"1110", "SignName": "\\u817e\\u8baf\\u4e91", "TemplateParamSet": ["4370"]}')
+    # The host is only signature input (Tencent's documented example); every request goes to 127.0.0.1.
     assert tc3_signature("tcSecret", "sms", "sms.tencentcloudapi.com", 1700000000, body) == \
         "343e9777e323a695fabff9d6498f99770529b36ab80d6c8a2c1bd592a05e4105"
 

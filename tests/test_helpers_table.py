@@ -123,5 +123,6 @@ def test_twilio_error_mapping(status: int, code: int | None, kind: str, tmp_path
     cls = plugins.get("sms", "twilio")
     p = cls(cls.Config(account_sid="AC" + "0" * 32, auth_token="t", **{"from": "+15005550006"}),
             SmsContext("http://x", tmp_path, TZ))
+    # The URI is only the text an exception carries: no request is made (tests talk to 127.0.0.1 doubles).
     err = p._map(TwilioRestException(status, "https://api.twilio.com/x", "boom", code), p._client())
     assert type(err).__name__ == kind
