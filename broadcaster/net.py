@@ -12,6 +12,8 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
+from broadcaster.errors import PermanentError, TransientError
+
 BASE_S = 2.0
 CAP_S = 300.0
 
@@ -84,3 +86,17 @@ def bounded_get(url: str, *, timeout_s: float, deadline_s: float, max_bytes: int
         raise
     resp._content = bytes(body)  # what .content, .text and .json() read
     return resp
+
+
+def check_push_answer(resp: requests.Response, *, body_chars: int = 0) -> None:
+    """The answer of an endpoint we push to (an http speaker, an http display): any 2xx accepts;
+    408, 429 and 5xx are worth retrying (after ``Retry-After`` when given); any other 4xx is
+    permanent, with the first ``body_chars`` of the answer's text in the reason."""
+    status = resp.status_code
+    if 200 <= status < 300:
+        return
+    if status in (408, 429) or status >= 500:
+        raise TransientError(f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers))
+    reason = f"HTTP {status}: {resp.text[:body_chars]}" if body_chars else f"HTTP {status}"
+    raise PermanentError(reason, code=status)
+

@@ -16,8 +16,8 @@ from pydantic import Field
 
 from broadcaster.channels import SendResult
 from broadcaster.channels.displays.base import DisplayChannel, DisplayConfig, DisplayJob
-from broadcaster.errors import PermanentError, TransientError
-from broadcaster.net import failure_reason, retry_after_seconds
+from broadcaster.errors import TransientError
+from broadcaster.net import check_push_answer, failure_reason
 
 
 class HttpDisplayConfig(DisplayConfig):
@@ -59,7 +59,7 @@ class HttpDisplay(DisplayChannel):
             resp = self._session().post(cfg.url, json=body, headers=self._headers(job), timeout=cfg.timeout_s)
         except requests.RequestException as exc:
             raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
-        _check(resp)
+        check_push_answer(resp, body_chars=200)
         return SendResult(state="sent")
 
     def withdraw(self, job: DisplayJob) -> None:
@@ -69,13 +69,4 @@ class HttpDisplay(DisplayChannel):
         except requests.RequestException as exc:
             raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 404:
-            _check(resp)
-
-
-def _check(resp: requests.Response) -> None:
-    status = resp.status_code
-    if 200 <= status < 300:
-        return
-    if status in (408, 429) or status >= 500:
-        raise TransientError(f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers))
-    raise PermanentError(f"HTTP {status}: {resp.text[:200]}", code=status)
+            check_push_answer(resp, body_chars=200)

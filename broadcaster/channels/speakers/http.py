@@ -17,7 +17,7 @@ from pydantic import Field
 from broadcaster.channels import SendResult
 from broadcaster.channels.speakers.base import PlayJob, SpeakerChannel, SpeakerConfig
 from broadcaster.errors import PermanentError, TransientError
-from broadcaster.net import failure_reason, retry_after_seconds
+from broadcaster.net import check_push_answer, failure_reason
 
 _MIME = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 
@@ -75,7 +75,7 @@ class HttpChannel(SpeakerChannel):
             raise PermanentError(f"audio file missing: {exc.filename}") from exc
         except requests.RequestException as exc:
             raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
-        _check(resp)
+        check_push_answer(resp)
         return SendResult(state="sent", provider_id=resp.headers.get("X-Request-Id"))
 
     def withdraw(self, job: PlayJob) -> None:
@@ -90,14 +90,4 @@ class HttpChannel(SpeakerChannel):
         except requests.RequestException as exc:
             raise TransientError(failure_reason(exc, cfg.timeout_s)) from exc
         if resp.status_code != 404:
-            _check(resp)
-
-
-def _check(resp: requests.Response) -> None:
-    """Any 2xx accepts; 408, 429 and 5xx are worth retrying; any other 4xx is permanent."""
-    status = resp.status_code
-    if 200 <= status < 300:
-        return
-    if status in (408, 429) or status >= 500:
-        raise TransientError(f"HTTP {status}", code=status, retry_after=retry_after_seconds(resp.headers))
-    raise PermanentError(f"HTTP {status}", code=status)
+            check_push_answer(resp)
